@@ -1,0 +1,37 @@
+/*
+ * Publish/subscribe between the daemon's subsystems and whoever listens
+ * (the control socket's sink). A subsystem builds a JSON object and
+ * publishes it under an event name; events.c adds "event" and "seq" and
+ * hands it to every sink. daemon/ never includes ipc/: main.c plugs the
+ * ipc sink in here, as tmux's control mode is one sink among several.
+ *
+ * seq grows by one per published event, starting after the value given
+ * to events_init (later restored from the store).
+ */
+#ifndef XMPPD_DAEMON_EVENTS_H
+#define XMPPD_DAEMON_EVENTS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Called for each published event; ev already holds "event" and "seq".
+ * The sink borrows ev for the duration of the call. */
+typedef void (*events_sink_cb)(void *ud, const char *name, uint64_t seq,
+	json_t *ev);
+/* Asked before an event is built: does any sink want this name? */
+typedef bool (*events_wants_cb)(void *ud, const char *name);
+
+void events_init(uint64_t last_seq);
+void events_finish(void);
+void events_add_sink(events_sink_cb sink, events_wants_cb wants, void *ud);
+void events_remove_sink(void *ud);
+/* True if some sink wants events of this name; test it before building
+ * an expensive event. */
+bool events_wanted(const char *name);
+/* Publishes ev (the reference is stolen) and returns its seq. */
+uint64_t events_publish(const char *name, json_t *ev);
+/* The seq of the last published event. */
+uint64_t events_last_seq(void);
+
+#endif
