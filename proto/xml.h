@@ -35,7 +35,8 @@ struct xml_attr {
 struct xml {
 	enum xml_kind kind;
 	char *name;		/* element: local name; text: NULL */
-	char *ns;		/* element: namespace URI or NULL */
+	char *ns;		/* element: namespace URI, or NULL to inherit the
+				 * parent's (the serializer writes no xmlns) */
 	char *text;		/* text: content (UTF-8, unescaped) */
 	size_t text_len;
 	struct xml_attr *attrs;

@@ -1,0 +1,89 @@
+/*
+ * The inside of the daemon core, shared by the daemon/ modules only. The
+ * control socket sees the core through daemon/xmppd.h.
+ *
+ * One struct xmppd owns everything about the account: the configuration
+ * (borrowed from main), the connection (struct session: transport plus
+ * stream, replaced on every connect), and the subsystems' state. Modules
+ * are file pairs named after what they hold; each takes the core pointer.
+ */
+#ifndef XMPPD_DAEMON_CORE_H
+#define XMPPD_DAEMON_CORE_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "daemon/xmppd.h"
+#include "proto/xml.h"
+
+struct session;
+struct iq_pending;
+
+struct xmppd {
+	uv_loop_t *loop;
+	struct config *cfg;
+	enum xmppd_state state;
+	char *reason;		/* why we are offline / failed, or NULL */
+	char *bare_jid;		/* configured account, prepared */
+	char *full_jid;		/* bound JID while online, else NULL */
+	char *domain;
+
+	struct session *session;	/* NULL when not connected */
+	uv_timer_t retry_timer;		/* next connection attempt */
+	unsigned retry_delay_ms;	/* current backoff */
+	uint64_t retry_at_ms;		/* loop time of the next attempt */
+
+	struct iq_pending *iqs;		/* outstanding iq requests */
+	unsigned iq_serial;
+
+	bool quitting;
+	void (*stopped_cb)(void *ud);
+	void *stopped_ud;
+};
+
+/* Enters a state, logs "old -> new" and publishes a state event. */
+void xmppd_enter_state(struct xmppd *x, enum xmppd_state st, const char *reason);
+/* Sends a stanza on the current session; false if offline. */
+bool xmppd_send(struct xmppd *x, const struct xml *stanza);
+/* A fresh random id for a stanza (caller frees). */
+char *xmppd_new_id(void);
+/* The connection went away: clean up and decide about retrying. */
+void xmppd_session_ended(struct xmppd *x, bool retry);
+/* The connection is online with the bound JID. */
+void xmppd_session_online(struct xmppd *x, const char *jid);
+
+/* session.c: one connection attempt's transport and stream. */
+struct session *session_new(struct xmppd *x, char **cause);
+void session_free(struct session *s);
+bool session_send(struct session *s, const struct xml *stanza);
+/* Sends </stream:stream> and calls done when the server answers or after
+ * a bounded wait. */
+void session_close(struct session *s, void (*done)(struct xmppd *x));
+const char *session_mechanism(const struct session *s);
+const char *session_tls_desc(const struct session *s);
+
+/* dispatch.c: routes a stanza received while online. */
+void dispatch_stanza(struct xmppd *x, struct xml *stanza);
+/* Replies to an iq get/set with an error of this condition. */
+void dispatch_iq_error(struct xmppd *x, const struct xml *iq,
+	const char *type, const char *condition);
+/* Builds the result iq for a request (caller adds a payload, sends, frees). */
+struct xml *dispatch_iq_result(const struct xml *iq);
+
+/* iq.c: outstanding requests, matched on (id, from). */
+bool iq_handle_reply(struct xmppd *x, const struct xml *iq);
+/* Fails every outstanding request with condition (connection lost). */
+void iq_fail_all(struct xmppd *x, const char *condition, const char *text);
+
+/* Subsystem handlers for received stanzas. */
+void message_handle(struct xmppd *x, const struct xml *stanza);
+void presence_handle(struct xmppd *x, const struct xml *stanza);
+void presence_send_initial(struct xmppd *x);
+void presence_send_unavailable(struct xmppd *x);
+void disco_handle_info(struct xmppd *x, const struct xml *iq);
+void disco_handle_ping(struct xmppd *x, const struct xml *iq);
+void disco_handle_version(struct xmppd *x, const struct xml *iq);
+/* Feature namespaces we implement, NULL-terminated, for disco#info. */
+extern const char *const disco_features[];
+
+#endif
