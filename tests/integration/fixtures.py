@@ -1,0 +1,874 @@
+"""Fixtures for the integration tests: a test CA, private Prosody and
+ejabberd instances on loopback, xmppd processes and a control-socket
+client. Python 3 standard library only; run with /usr/bin/python3.
+
+Every process started here is stopped by PID, through Workspace.cleanup(),
+which the runner calls in a finally block and again from atexit.
+"""
+
+import atexit
+import base64
+import json
+import os
+import pwd
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+PYTHON = "/usr/bin/python3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOMAIN = "localhost"
+
+
+class Skip(Exception):
+	"""A test (or fixture) cannot run here; the reason is printed."""
+
+
+class TestFailure(AssertionError):
+	"""A check failed."""
+
+
+def check(cond, what):
+	"""Raises TestFailure(what) unless cond holds."""
+	if not cond:
+		raise TestFailure(what)
+
+
+def free_port():
+	"""A TCP port on 127.0.0.1 that was free a moment ago."""
+	with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+		s.bind(("127.0.0.1", 0))
+		return s.getsockname()[1]
+
+
+def port_open(host, port):
+	"""True if something accepts TCP connections on host:port."""
+	try:
+		with socket.create_connection((host, port), timeout=0.5):
+			return True
+	except OSError:
+		return False
+
+
+def wait_until(pred, timeout, step=0.05, what="condition"):
+	"""Polls pred() until it returns a true value (returned) or timeout."""
+	deadline = time.monotonic() + timeout
+	while True:
+		v = pred()
+		if v:
+			return v
+		if time.monotonic() >= deadline:
+			raise TestFailure("timed out after %.1fs waiting for %s"
+				% (timeout, what))
+		time.sleep(step)
+
+
+def pid_alive(pid):
+	"""True while pid exists (and is not a zombie we could reap)."""
+	try:
+		os.kill(pid, 0)
+	except ProcessLookupError:
+		return False
+	except PermissionError:
+		return True
+	try:
+		with open("/proc/%d/stat" % pid) as f:
+			return f.read().split(") ", 1)[1][0] != "Z"
+	except OSError:
+		return False
+
+
+def stop_process(proc, timeout=10.0, pid=None):
+	"""Stops a Popen (or a bare pid) by SIGTERM, then SIGKILL after
+	timeout. Returns (exit status or None, seconds until it was gone)."""
+	pid = pid if pid is not None else proc.pid
+	start = time.monotonic()
+	try:
+		os.kill(pid, signal.SIGTERM)
+	except ProcessLookupError:
+		pass
+	rc = None
+	deadline = start + timeout
+	while time.monotonic() < deadline:
+		if proc is not None and proc.poll() is not None:
+			rc = proc.returncode
+			break
+		if proc is None and not pid_alive(pid):
+			break
+		time.sleep(0.02)
+	else:
+		try:
+			os.kill(pid, signal.SIGKILL)
+		except ProcessLookupError:
+			pass
+		if proc is not None:
+			proc.wait()
+			rc = proc.returncode
+	return rc, time.monotonic() - start
+
+
+def run(cmd, **kw):
+	"""Runs cmd, raising with its output if it fails."""
+	r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+		stderr=subprocess.STDOUT, text=True, **kw)
+	if r.returncode != 0:
+		raise RuntimeError("%s exited %d: %s" % (" ".join(cmd),
+			r.returncode, r.stdout.strip()[-2000:]))
+	return r.stdout
+
+
+def tail(path, lines=40):
+	"""The last lines of a text file, or a note that it is missing."""
+	try:
+		with open(path, "rb") as f:
+			f.seek(0, os.SEEK_END)
+			size = f.tell()
+			f.seek(max(0, size - 64 * 1024))
+			data = f.read().decode("utf-8", "replace")
+	except OSError as e:
+		return "(%s: %s)" % (path, e)
+	return "\n".join(data.splitlines()[-lines:])
+
+
+class Workspace:
+	"""A temporary directory for one run, and the cleanups that go with
+	it (run last-in first-out, at the latest from atexit)."""
+
+	def __init__(self, keep=False):
+		self.root = tempfile.mkdtemp(prefix="xmppd-it-")
+		# Reachable (not listable) by other users: xmppd runs as nobody
+		# in one test and must reach its own directory below this one.
+		os.chmod(self.root, 0o711)
+		self.keep = keep
+		self._cleanups = []
+		self._counter = 0
+		atexit.register(self.cleanup)
+
+	def path(self, *parts):
+		return os.path.join(self.root, *parts)
+
+	def mkdir(self, name, mode=0o755):
+		"""A fresh, unique directory under the workspace."""
+		self._counter += 1
+		d = self.path("%s-%d" % (name, self._counter))
+		os.mkdir(d)
+		os.chmod(d, mode)
+		return d
+
+	def defer(self, fn):
+		"""Runs fn at cleanup time."""
+		self._cleanups.append(fn)
+
+	def cleanup(self):
+		while self._cleanups:
+			fn = self._cleanups.pop()
+			try:
+				fn()
+			except Exception as e:  # keep cleaning up
+				print("cleanup: %s" % e)
+		if not self.keep and os.path.isdir(self.root):
+			shutil.rmtree(self.root, ignore_errors=True)
+
+
+class CA:
+	"""A throwaway certificate authority made with openssl."""
+
+	def __init__(self, directory, name):
+		self.dir = directory
+		self.name = name
+		self.key = os.path.join(directory, name + "-ca.key")
+		self.cert = os.path.join(directory, name + "-ca.pem")
+		run(["openssl", "req", "-x509", "-newkey", "ec",
+			"-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+			"-keyout", self.key, "-out", self.cert, "-days", "2",
+			"-subj", "/O=xmppd tests/CN=%s test CA" % name,
+			"-addext", "basicConstraints=critical,CA:TRUE",
+			"-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+		os.chmod(self.cert, 0o644)
+
+	def issue(self, cn="localhost"):
+		"""A server certificate for localhost signed by this CA: returns
+		(cert path, key path, combined cert+key path)."""
+		base = os.path.join(self.dir, "%s-%s" % (self.name, cn))
+		key, csr, cert, ext = (base + ".key", base + ".csr", base + ".pem",
+			base + ".ext")
+		with open(ext, "w") as f:
+			f.write("subjectAltName=DNS:localhost,DNS:*.localhost,"
+				"IP:127.0.0.1,IP:::1\n"
+				"basicConstraints=critical,CA:FALSE\n"
+				"keyUsage=critical,digitalSignature,keyEncipherment\n"
+				"extendedKeyUsage=serverAuth,clientAuth\n")
+		run(["openssl", "req", "-new", "-newkey", "ec",
+			"-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+			"-keyout", key, "-out", csr, "-subj", "/CN=%s" % cn])
+		run(["openssl", "x509", "-req", "-in", csr, "-CA", self.cert,
+			"-CAkey", self.key, "-CAcreateserial", "-out", cert,
+			"-days", "2", "-extfile", ext])
+		combined = base + "-combined.pem"
+		with open(combined, "w") as out:
+			for p in (cert, key):
+				with open(p) as f:
+					out.write(f.read())
+		for p in (cert, key, combined):
+			os.chmod(p, 0o644)
+		return cert, key, combined
+
+
+class Certs:
+	"""The test CA with a localhost server certificate, and a second,
+	unrelated CA (with its own localhost certificate)."""
+
+	def __init__(self, ws):
+		d = ws.mkdir("certs", 0o755)
+		self.ca = CA(d, "test")
+		self.cert, self.key, self.combined = self.ca.issue()
+		self.other_ca = CA(d, "other")
+		(self.other_cert, self.other_key,
+			self.other_combined) = self.other_ca.issue()
+
+
+class Account:
+	"""A throwaway account on one of the servers."""
+
+	def __init__(self, server, user, password):
+		self.server = server
+		self.user = user
+		self.password = password
+		self.jid = "%s@%s" % (user, DOMAIN)
+
+	def __repr__(self):
+		return "<Account %s on %s>" % (self.jid, self.server.name)
+
+
+def sasl_auths(log_text, user=None):
+	"""The SASL <auth> elements a Prosody stanza_debug log shows
+	received, as (mechanism, decoded initial response) pairs, keeping
+	those whose SCRAM/PLAIN response names user (all when user is None)."""
+	out = []
+	for m in re.finditer(r"RECV: <auth\b([^>]*)>([^<]*)</auth>", log_text):
+		mech = re.search(r"mechanism=['\"]([^'\"]+)['\"]", m.group(1))
+		try:
+			payload = base64.b64decode(m.group(2)).decode("utf-8",
+				"replace")
+		except ValueError:
+			payload = ""
+		if user is None or ("n=%s," % user) in payload \
+				or ("\0%s\0" % user) in payload:
+			out.append((mech.group(1) if mech else None, payload))
+	return out
+
+
+class Server:
+	"""What Prosody and ejabberd fixtures share: accounts and logs."""
+
+	name = "server"
+	host = "127.0.0.1"
+
+	def __init__(self, ws, certs):
+		self.ws = ws
+		self.certs = certs
+		self.port = free_port()
+		self.proc = None
+		self._accounts = 0
+
+	def new_account(self, prefix="user"):
+		"""Registers a fresh account prefix_N with a random password."""
+		self._accounts += 1
+		user = "%s_%d" % (prefix, self._accounts)
+		password = "pw-" + base64.urlsafe_b64encode(os.urandom(9)).decode()
+		self.register(user, password)
+		return Account(self, user, password)
+
+	def log_offset(self):
+		"""Where the server log ends now, for log_since()."""
+		try:
+			return os.path.getsize(self.log)
+		except OSError:
+			return 0
+
+	def log_since(self, offset):
+		"""The server log text appended after offset."""
+		try:
+			with open(self.log, "rb") as f:
+				f.seek(offset)
+				return f.read().decode("utf-8", "replace")
+		except OSError:
+			return ""
+
+	def _wait_started(self, timeout):
+		def up():
+			if self.proc.poll() is not None:
+				raise RuntimeError("%s exited %s at start:\n%s" % (
+					self.name, self.proc.returncode,
+					tail(self.console, 30) + "\n" + tail(self.log, 30)))
+			return port_open(self.host, self.port)
+		wait_until(up, timeout, 0.05, "%s on port %d" % (self.name,
+			self.port))
+
+	def stop(self):
+		if self.proc is not None and self.proc.poll() is None:
+			stop_process(self.proc, timeout=15)
+
+
+class Prosody(Server):
+	"""A private Prosody on 127.0.0.1: own config, data, pidfile, logs."""
+
+	name = "prosody"
+
+	MODULES = ("tls", "saslauth", "roster", "disco", "ping", "presence",
+		"message", "iq", "smacks", "carbons", "mam", "blocklist", "posix",
+		"stanza_debug")
+
+	def __init__(self, ws, certs):
+		super().__init__(ws, certs)
+		self.dir = ws.mkdir("prosody", 0o755)
+		self.tls_port = free_port()
+		self.config = os.path.join(self.dir, "prosody.cfg.lua")
+		self.log = os.path.join(self.dir, "prosody.log")
+		self.console = os.path.join(self.dir, "console.log")
+		self.pidfile = os.path.join(self.dir, "prosody.pid")
+		data = os.path.join(self.dir, "data")
+		os.mkdir(data, 0o750)
+		mods = "".join('\t"%s";\n' % m for m in self.MODULES)
+		lua = lambda s: '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
+		with open(self.config, "w") as f:
+			f.write("""-- generated by tests/integration/fixtures.py
+pidfile = {pidfile}
+data_path = {data}
+certificates = {certdir}
+run_as_root = true
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {port} }}
+c2s_direct_tls_ports = {{ {tls_port} }}
+s2s_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+modules_enabled = {{
+{mods}}}
+modules_disabled = {{ "s2s", "offline" }}
+c2s_require_encryption = true
+allow_registration = false
+authentication = "internal_plain"
+storage = "internal"
+archive_expires_after = "1d"
+default_archive_policy = true
+smacks_hibernation_time = 10
+log = {{
+	{{ levels = {{ min = "debug" }}, to = "file", filename = {log} }};
+}}
+ssl = {{ certificate = {cert}, key = {key} }}
+VirtualHost "localhost"
+	ssl = {{ certificate = {cert}, key = {key} }}
+""".format(pidfile=lua(self.pidfile), data=lua(data), port=self.port,
+				tls_port=self.tls_port, mods=mods, log=lua(self.log),
+				cert=lua(certs.cert), key=lua(certs.key),
+				certdir=lua(os.path.dirname(certs.cert))))
+
+	def start(self, timeout=20):
+		with open(self.console, "wb") as out:
+			self.proc = subprocess.Popen(["prosody", "-F", "--config",
+				self.config], stdin=subprocess.DEVNULL, stdout=out,
+				stderr=subprocess.STDOUT, cwd=self.dir,
+				start_new_session=True)
+		self.ws.defer(self.stop)
+		self._wait_started(timeout)
+		return self
+
+	def session_log(self, full_jid):
+		"""The log lines of the c2s session that bound full_jid."""
+		text = self.log_since(0)
+		m = re.search(r"^\S+\s+\S+\s+\S+\s+(\S+)\s+debug\s+Resource bound: %s$"
+			% re.escape(full_jid), text, re.M)
+		if m is None:
+			return []
+		sid = m.group(1)
+		return [ln for ln in text.splitlines()
+			if ln.split(None, 4)[3:4] == [sid]]
+
+	def register(self, user, password):
+		run(["prosodyctl", "--config", self.config, "register", user,
+			DOMAIN, password])
+
+
+class Ejabberd(Server):
+	"""A private ejabberd node: own ejabberd.yml and ejabberdctl.cfg,
+	spool dir, node name and cookie, and an explicit Erlang distribution
+	port on loopback (no epmd). Runs as the ejabberd user."""
+
+	name = "ejabberd"
+
+	def __init__(self, ws, certs):
+		super().__init__(ws, certs)
+		if shutil.which("ejabberdctl") is None:
+			raise Skip("ejabberd is not installed")
+		try:
+			ent = pwd.getpwnam("ejabberd")
+		except KeyError:
+			raise Skip("no ejabberd user")
+		self.uid, self.gid = ent.pw_uid, ent.pw_gid
+		self.dir = ws.mkdir("ejabberd", 0o755)
+		self.spool = os.path.join(self.dir, "spool")
+		self.logs = os.path.join(self.dir, "logs")
+		for d in (self.spool, self.logs):
+			os.mkdir(d, 0o750)
+			os.chown(d, self.uid, self.gid)
+		os.chown(self.dir, self.uid, self.gid)
+		self.log = os.path.join(self.logs, "ejabberd.log")
+		self.console = os.path.join(self.dir, "console.log")
+		self.pidfile = os.path.join(self.logs, "ejabberd.pid")
+		self.dist_port = free_port()
+		self.node = "xmppdtest%d@localhost" % os.getpid()
+		cookie = base64.b32encode(os.urandom(15)).decode()
+		self.yml = os.path.join(self.dir, "ejabberd.yml")
+		self.ctlcfg = os.path.join(self.dir, "ejabberdctl.cfg")
+		with open(self.yml, "w") as f:
+			f.write("""# generated by tests/integration/fixtures.py
+hosts:
+  - localhost
+loglevel: info
+log_rotate_count: 0
+certfiles:
+  - "{pem}"
+listen:
+  -
+    port: {port}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    max_stanza_size: 262144
+    shaper: none
+    access: c2s
+    starttls_required: true
+auth_method: internal
+auth_password_format: plain
+s2s_access: none
+acl:
+  local:
+    user_regexp: ""
+  loopback:
+    ip:
+      - 127.0.0.0/8
+access_rules:
+  local:
+    allow: local
+  c2s:
+    allow: all
+api_permissions:
+  "console commands":
+    from:
+      - ejabberd_ctl
+    who: all
+    what: "*"
+modules:
+  mod_disco: {{}}
+  mod_ping: {{}}
+  mod_roster: {{}}
+  mod_stream_mgmt: {{}}
+  mod_carboncopy: {{}}
+  mod_blocking: {{}}
+  mod_privacy: {{}}
+""".format(pem=certs.combined, port=self.port))
+		with open(self.ctlcfg, "w") as f:
+			f.write("""# generated by tests/integration/fixtures.py
+ERLANG_NODE={node}
+ERL_DIST_PORT={dist}
+INET_DIST_INTERFACE=127.0.0.1
+ERL_OPTIONS="-setcookie {cookie}"
+EJABBERD_BYPASS_WARNINGS=true
+EJABBERD_PID_PATH={pid}
+""".format(node=self.node, dist=self.dist_port, cookie=cookie,
+				pid=self.pidfile))
+		with open(os.path.join(self.dir, "inetrc"), "w") as f:
+			f.write("{lookup, [file, native]}.\n")
+		for p in (self.yml, self.ctlcfg):
+			os.chmod(p, 0o640)
+			os.chown(p, 0, self.gid)
+
+	def _ctl(self, *args, check=True, timeout=60):
+		"""Runs ejabberdctl as the ejabberd user against our node."""
+		cmd = ["setpriv", "--reuid=%d" % self.uid, "--regid=%d" % self.gid,
+			"--init-groups", "ejabberdctl", "--config-dir", self.dir,
+			"--config", self.yml, "--ctl-config", self.ctlcfg,
+			"--spool", self.spool, "--logs", self.logs] + list(args)
+		env = dict(os.environ, HOME=self.dir)
+		if not check:
+			return subprocess.Popen(cmd, env=env, cwd=self.dir,
+				stdin=subprocess.DEVNULL, start_new_session=True,
+				stdout=open(self.console, "ab"), stderr=subprocess.STDOUT)
+		r = subprocess.run(cmd, env=env, cwd=self.dir,
+			stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+			stderr=subprocess.STDOUT, text=True, timeout=timeout)
+		if r.returncode != 0:
+			raise RuntimeError("ejabberdctl %s exited %d: %s" % (
+				" ".join(args), r.returncode, r.stdout.strip()[-1500:]))
+		return r.stdout
+
+	def start(self, timeout=60):
+		# "foreground" execs erl, so the Popen pid is the beam process.
+		self.proc = self._ctl("foreground", check=False)
+		self.ws.defer(self.stop)
+		self._wait_started(timeout)
+		return self
+
+	def register(self, user, password):
+		self._ctl("register", user, DOMAIN, password)
+
+	def stop(self):
+		"""Stops the beam process (pidfile), then the ejabberdctl shell
+		that waits for it; anything left in its session is killed."""
+		if self.proc is None:
+			return
+		try:
+			with open(self.pidfile) as f:
+				pid = int(f.read().strip())
+		except (OSError, ValueError):
+			pid = None
+		if pid is not None and pid_alive(pid):
+			stop_process(None, timeout=20, pid=pid)
+		if self.proc.poll() is None:
+			try:
+				os.killpg(self.proc.pid, signal.SIGTERM)
+			except ProcessLookupError:
+				pass
+			stop_process(self.proc, timeout=5)
+		self.proc = None
+
+
+def probe_mechanisms(host, port, cafile, max_tls=None, timeout=10):
+	"""Connects like a client, does STARTTLS (trusting cafile, capped at
+	max_tls, an ssl.TLSVersion) and returns (TLS version, the SASL
+	mechanisms offered). Proves what the server offers, independently
+	of xmppd."""
+	import ssl
+
+	def read_until(conn, token):
+		data = b""
+		deadline = time.monotonic() + timeout
+		while token not in data:
+			check(time.monotonic() < deadline, "probe: no %r" % token)
+			chunk = conn.recv(65536)
+			check(chunk, "probe: connection closed before %r" % token)
+			data += chunk
+			check(len(data) < 1 << 20, "probe: too much data")
+		return data.decode("utf-8", "replace")
+
+	header = ("<?xml version='1.0'?><stream:stream to='%s' version='1.0' "
+		"xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/"
+		"streams'>" % DOMAIN).encode()
+	raw = socket.create_connection((host, port), timeout=timeout)
+	try:
+		raw.sendall(header)
+		read_until(raw, b"</stream:features>")
+		raw.sendall(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+		read_until(raw, b"<proceed")
+		ctx = ssl.create_default_context(cafile=cafile)
+		if max_tls is not None:
+			ctx.maximum_version = max_tls
+		conn = ctx.wrap_socket(raw, server_hostname=DOMAIN)
+		raw = conn
+		conn.sendall(header)
+		feats = read_until(conn, b"</stream:features>")
+		mechs = re.findall(r"<mechanism>([^<]+)</mechanism>", feats)
+		return conn.version(), mechs
+	finally:
+		raw.close()
+
+
+class LineReader:
+	"""Bounded, timeout-aware line reading from a socket or pipe fd."""
+
+	MAX_LINE = 8 << 20
+
+	def __init__(self, fd):
+		self.fd = fd
+		self.buf = b""
+		self.eof = False
+
+	def readline(self, timeout):
+		"""One line without its newline (bytes), or None at EOF; raises
+		TestFailure on timeout."""
+		deadline = time.monotonic() + timeout
+		while b"\n" not in self.buf:
+			if self.eof:
+				if self.buf:
+					line, self.buf = self.buf, b""
+					return line
+				return None
+			left = deadline - time.monotonic()
+			if left <= 0:
+				raise TestFailure("no line within %.1fs" % timeout)
+			r, _, _ = select.select([self.fd], [], [], left)
+			if not r:
+				continue
+			chunk = os.read(self.fd, 65536)
+			if not chunk:
+				self.eof = True
+			self.buf += chunk
+			check(len(self.buf) <= self.MAX_LINE, "line over %d bytes"
+				% self.MAX_LINE)
+		line, self.buf = self.buf.split(b"\n", 1)
+		return line
+
+
+class Peer:
+	"""The slixmpp peer (peer.py) in a subprocess."""
+
+	def __init__(self, ws, account, cafile, log_path):
+		self.account = account
+		self.log_path = log_path
+		self.events = []
+		self.stderr = open(log_path, "ab")
+		self.proc = subprocess.Popen([PYTHON, os.path.join(HERE, "peer.py"),
+			account.jid, account.password, account.server.host,
+			str(account.server.port), cafile], stdin=subprocess.PIPE,
+			stdout=subprocess.PIPE, stderr=self.stderr,
+			start_new_session=True)
+		self.reader = LineReader(self.proc.stdout.fileno())
+		self.jid = None
+
+	def wait_online(self, timeout=20):
+		ev = self.wait_event(lambda e: e["event"] in ("online", "failed"),
+			timeout)
+		check(ev["event"] == "online", "slixmpp peer login failed: %s"
+			% ev.get("reason"))
+		self.jid = ev["jid"]
+		return self
+
+	def command(self, **cmd):
+		self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+		self.proc.stdin.flush()
+
+	def wait_event(self, pred, timeout=10):
+		"""The first event (collected or new) satisfying pred; it is
+		removed from the collected ones."""
+		deadline = time.monotonic() + timeout
+		while True:
+			for i, ev in enumerate(self.events):
+				if pred(ev):
+					return self.events.pop(i)
+			left = deadline - time.monotonic()
+			if left <= 0:
+				raise TestFailure("slixmpp peer: no matching event in "
+					"%.1fs; saw %s" % (timeout, self.events[-5:]))
+			try:
+				line = self.reader.readline(left)
+			except TestFailure:
+				continue
+			if line is None:
+				raise TestFailure("slixmpp peer exited (%s): %s" % (
+					self.proc.poll(), tail(self.log_path, 15)))
+			self.events.append(json.loads(line))
+
+	def stop(self):
+		if self.proc.poll() is None:
+			try:
+				self.command(op="quit")
+			except OSError:
+				pass
+			try:
+				self.proc.wait(timeout=3)
+			except subprocess.TimeoutExpired:
+				stop_process(self.proc, timeout=3)
+		self.stderr.close()
+
+
+class IpcClient:
+	"""A client of xmppd's control socket (JSON lines, DESIGN.md 4).
+	Events that arrive while waiting for a reply are kept in .events."""
+
+	def __init__(self, path, timeout=5, greeting=True):
+		self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+		self.sock.settimeout(timeout)
+		self.sock.connect(path)
+		self.reader = LineReader(self.sock.fileno())
+		self.events = []
+		self.next_id = 1
+		self.greeting = self.read(timeout) if greeting else None
+		if greeting:
+			check(self.greeting.get("event") == "hello",
+				"first line is not a hello greeting: %r" % self.greeting)
+
+	def close(self):
+		self.sock.close()
+
+	def send_line(self, data):
+		"""Writes data (bytes or str) as is, plus a newline."""
+		if isinstance(data, str):
+			data = data.encode()
+		self.sock.sendall(data + b"\n")
+
+	def read(self, timeout=10):
+		"""The next JSON object from the daemon; fails at EOF."""
+		line = self.reader.readline(timeout)
+		check(line is not None, "control socket closed by xmppd")
+		try:
+			obj = json.loads(line)
+		except ValueError:
+			raise TestFailure("xmppd wrote a line that is not JSON: %r"
+				% line[:300])
+		check(isinstance(obj, dict), "xmppd wrote a non-object: %r"
+			% line[:300])
+		return obj
+
+	def next_reply(self, timeout=10):
+		"""The next line that is not an event (a reply), keeping events."""
+		deadline = time.monotonic() + timeout
+		while True:
+			obj = self.read(max(0.01, deadline - time.monotonic()))
+			if "event" in obj and "ok" not in obj:
+				self.events.append(obj)
+				continue
+			return obj
+
+	def request(self, cmd, wait=10, **args):
+		"""Sends {"cmd":cmd,"id":N,...args} and returns its reply."""
+		rid = self.next_id
+		self.next_id += 1
+		req = {"cmd": cmd, "id": rid}
+		req.update(args)
+		self.send_line(json.dumps(req))
+		reply = self.next_reply(wait)
+		check(reply.get("id") == rid, "reply to %s has id %r, not %r: %r"
+			% (cmd, reply.get("id"), rid, reply))
+		check("ok" in reply, "reply without ok: %r" % reply)
+		return reply
+
+	def ok(self, cmd, wait=10, **args):
+		"""request() that fails the test unless the reply is ok."""
+		reply = self.request(cmd, wait, **args)
+		check(reply["ok"] is True, "%s failed: %r" % (cmd, reply))
+		return reply
+
+	def wait_event(self, pred, timeout=10, what="event"):
+		"""The first event (collected or new) satisfying pred; it is
+		removed from the collected ones."""
+		deadline = time.monotonic() + timeout
+		while True:
+			for i, ev in enumerate(self.events):
+				if pred(ev):
+					return self.events.pop(i)
+			left = deadline - time.monotonic()
+			if left <= 0:
+				raise TestFailure("no %s within %.1fs; events seen: %s"
+					% (what, timeout, json.dumps(self.events[-6:])[:1500]))
+			try:
+				obj = self.read(left)
+			except TestFailure as e:
+				if "no line within" in str(e):
+					continue
+				raise
+			if "event" in obj:
+				self.events.append(obj)
+			else:
+				raise TestFailure("unexpected reply line: %r" % obj)
+
+	def wait_state(self, states, timeout=20):
+		"""Waits until xmppd's state is one of states (this client must
+		be subscribed to "state"); returns the status reply or the state
+		event that showed it."""
+		st = self.ok("status")
+		if st.get("state") in states:
+			return st
+		return self.wait_event(lambda e: e.get("event") == "state"
+			and e.get("state") in states, timeout,
+			"state event %s (state now %r)" % ("/".join(states),
+				st.get("state")))
+
+
+class Xmppd:
+	"""One xmppd process for an account, with its own directory, config
+	file, log file and control socket."""
+
+	def __init__(self, ws, binary, account, conf=None, run_as=None):
+		self.ws = ws
+		self.binary = binary
+		self.account = account
+		self.run_as = run_as
+		self.dir = ws.mkdir("xmppd-" + account.user, 0o755)
+		self.config = os.path.join(self.dir, "xmppd.conf")
+		self.log = os.path.join(self.dir, "xmppd.log")
+		self.socket_dir = os.path.join(self.dir, "run")
+		self.socket = os.path.join(self.socket_dir, "xmppd.sock")
+		self.proc = None
+		sections = {
+			"account": {"jid": account.jid,
+				"password": account.password, "resource": "xmppd"},
+			"server": {"host": account.server.host,
+				"port": str(account.server.port), "tls": "starttls"},
+			"control": {"socket": self.socket},
+			"log": {"level": "debug", "xml": "yes"},
+		}
+		for sec, keys in (conf or {}).items():
+			for k, v in keys.items():
+				if v is None:
+					sections.setdefault(sec, {}).pop(k, None)
+				else:
+					sections.setdefault(sec, {})[k] = str(v)
+		with open(self.config, "w") as f:
+			for sec, keys in sections.items():
+				f.write("[%s]\n" % sec)
+				for k, v in keys.items():
+					f.write("%s = %s\n" % (k, v))
+				f.write("\n")
+		os.chmod(self.config, 0o600)
+		if run_as is not None:
+			ent = pwd.getpwnam(run_as)
+			os.chown(self.dir, ent.pw_uid, ent.pw_gid)
+			os.chown(self.config, ent.pw_uid, ent.pw_gid)
+			os.chmod(self.dir, 0o700)
+
+	def start(self, wait=True, timeout=10):
+		cmd = [self.binary, "-c", self.config, "-v"]
+		if self.run_as is not None:
+			cmd = ["setpriv", "--reuid=" + self.run_as, "--regid=nogroup",
+				"--clear-groups"] + cmd
+		env = dict(os.environ, HOME=self.dir)
+		env.pop("XDG_RUNTIME_DIR", None)
+		with open(self.log, "ab") as err:
+			self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+				stdout=err, stderr=err, cwd=self.dir, env=env,
+				start_new_session=True)
+		self.ws.defer(self.stop)
+		if wait:
+			self.wait_socket(timeout)
+		return self
+
+	def wait_socket(self, timeout=10):
+		def ready():
+			if self.proc.poll() is not None:
+				raise TestFailure("xmppd exited with %s before its socket "
+					"was ready" % self.proc.returncode)
+			if not os.path.exists(self.socket):
+				return False
+			try:
+				with socket.socket(socket.AF_UNIX) as s:
+					s.connect(self.socket)
+				return True
+			except OSError:
+				return False
+		wait_until(ready, timeout, 0.02, "xmppd control socket")
+
+	def client(self, timeout=5):
+		return IpcClient(self.socket, timeout)
+
+	def running(self):
+		return self.proc is not None and self.proc.poll() is None
+
+	def stop(self, timeout=10):
+		"""SIGTERM (SIGKILL after timeout); returns (status, seconds)."""
+		if self.proc is None:
+			return None, 0.0
+		if self.proc.poll() is not None:
+			return self.proc.returncode, 0.0
+		return stop_process(self.proc, timeout)
+
+	def log_text(self):
+		try:
+			with open(self.log, "rb") as f:
+				return f.read().decode("utf-8", "replace")
+		except OSError:
+			return ""
