@@ -687,6 +687,7 @@ class IpcClient:
 		self.reader = LineReader(self.sock.fileno())
 		self.events = []
 		self.next_id = 1
+		self.trace = None  # trace(direction, line): "->" or "<-"
 		self.greeting = self.read(timeout) if greeting else None
 		if greeting:
 			check(self.greeting.get("event") == "hello",
@@ -699,12 +700,16 @@ class IpcClient:
 		"""Writes data (bytes or str) as is, plus a newline."""
 		if isinstance(data, str):
 			data = data.encode()
+		if self.trace:
+			self.trace("->", data.decode("utf-8", "replace"))
 		self.sock.sendall(data + b"\n")
 
 	def read(self, timeout=10):
 		"""The next JSON object from the daemon; fails at EOF."""
 		line = self.reader.readline(timeout)
 		check(line is not None, "control socket closed by xmppd")
+		if self.trace:
+			self.trace("<-", line.decode("utf-8", "replace"))
 		try:
 			obj = json.loads(line)
 		except ValueError:
