@@ -121,5 +121,9 @@ const char *stream_state_name(enum stream_state st);
 const char *stream_mechanism(const struct stream *s);
 /* The bound full JID, or NULL before binding. */
 const char *stream_jid(const struct stream *s);
+/* The <stream:features/> of the current stream (after restarts, the
+ * latest), or NULL before any; it lives until the next features arrive
+ * or the stream is freed. */
+const struct xml *stream_features(const struct stream *s);
 
 #endif
