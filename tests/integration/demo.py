@@ -62,7 +62,8 @@ def main():
 				for line in f:
 					if line.startswith("password"):
 						line = "password = ***\n"
-					print("    " + line.rstrip())
+					if line.strip():
+						print("    " + line.rstrip())
 			x.start()
 			c = x.client()
 			c.trace = show(acct.user.split("_")[0])
