@@ -106,6 +106,7 @@ static const struct mech *choose(const struct sasl_offer *o,
 	return NULL;
 }
 
+/* The mechanism sasl_new() would choose, for tests and logs. */
 const char *sasl_choose(const struct sasl_offer *offer,
 	const struct stream_tls_info *tls, const char **cb_type)
 {
@@ -134,6 +135,7 @@ static bool set_binding(struct sasl *s, const struct stream_tls_info *tls)
 	return rc == GSASL_OK;
 }
 
+/* A client exchange with the best offered mechanism, or NULL. */
 struct sasl *sasl_new(const struct sasl_offer *offer,
 	const struct stream_tls_info *tls, const char *authcid,
 	const char *password, const char **err)
@@ -184,6 +186,7 @@ static void wipe_property(Gsasl_session *session, Gsasl_property prop)
 	}
 }
 
+/* Wipes the secrets GNU SASL holds and frees the exchange. */
 void sasl_free(struct sasl *s)
 {
 	if (s == NULL) {
@@ -199,11 +202,13 @@ void sasl_free(struct sasl *s)
 	free(s);
 }
 
+/* The chosen mechanism name. */
 const char *sasl_mechanism(const struct sasl *s)
 {
 	return s->mech;
 }
 
+/* The binding type of a -PLUS mechanism, or NULL. */
 const char *sasl_cb_type(const struct sasl *s)
 {
 	return s->cb_type;
@@ -258,6 +263,7 @@ static enum sasl_status step(struct sasl *s, const char *in, char **out,
 	return s->done ? SASL_DONE : SASL_CONTINUE;
 }
 
+/* The initial response; "=" when empty (RFC 6120 6.4.2). */
 enum sasl_status sasl_start(struct sasl *s, char **out, const char **err)
 {
 	enum sasl_status st = step(s, "", out, err);
@@ -268,12 +274,14 @@ enum sasl_status sasl_start(struct sasl *s, char **out, const char **err)
 	return st;
 }
 
+/* The response to a challenge. */
 enum sasl_status sasl_step(struct sasl *s, const char *in, char **out,
 	const char **err)
 {
 	return step(s, in, out, err);
 }
 
+/* Checks <success/>: complete, and for SCRAM the server proven. */
 bool sasl_success(struct sasl *s, const char *in, const char **err)
 {
 	if (s->failed) {

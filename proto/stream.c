@@ -906,6 +906,7 @@ void stream_close(struct stream *s)
 	enter(s, STREAM_CLOSING);
 }
 
+/* The current state. */
 enum stream_state stream_state(const struct stream *s)
 {
 	return s->state;
