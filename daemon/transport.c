@@ -989,6 +989,7 @@ void transport_shutdown(struct transport *t)
 	}
 	t->quiet = true;
 	uv_timer_stop(&t->defer);
+	uv_timer_stop(&t->timer);
 	if (t->state == TS_TLS) {
 		gnutls_bye(t->session, GNUTLS_SHUT_WR);
 	}
@@ -1000,7 +1001,6 @@ void transport_shutdown(struct transport *t)
 		if (t->gai_pending) {
 			uv_cancel((uv_req_t *)&t->gai);
 		}
-		uv_timer_stop(&t->timer);
 		close_tcp(t);
 	}
 	enter_state(t, TS_DONE);

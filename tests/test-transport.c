@@ -201,6 +201,8 @@ struct server {
 	struct buf got;
 	bool got_close_notify;
 	bool got_fin;
+	gnutls_datum_t unique;	/* the server's view of the bindings */
+	gnutls_datum_t exporter;
 };
 
 static struct server srv;
@@ -275,6 +277,8 @@ static void srv_record_names(gnutls_session_t s)
 	if (gnutls_alpn_get_selected_protocol(s, &alpn) == 0) {
 		snprintf(srv.alpn, sizeof(srv.alpn), "%.*s", (int)alpn.size, alpn.data);
 	}
+	gnutls_session_channel_binding(s, GNUTLS_CB_TLS_UNIQUE, &srv.unique);
+	gnutls_session_channel_binding(s, GNUTLS_CB_TLS_EXPORTER, &srv.exporter);
 }
 
 static void srv_send(gnutls_session_t s, const void *data, size_t len)
@@ -315,21 +319,28 @@ static void cork(int fd, int on)
 	setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
 }
 
-/* Records of every size from 1 byte to 16 KiB, with key updates between
- * them (one asks the client to answer) and one right before the last. */
+/* Records of many sizes up to 16 KiB, with a TLS 1.3 key update halfway
+ * (asking the client to answer) and one right before the last record (GnuTLS
+ * refuses more than 8 a second), all corked into as few segments as possible:
+ * a post-handshake message followed by application data in the same read
+ * is what strands data in a drain loop that stops at GNUTLS_E_AGAIN. */
 static void srv_burst(gnutls_session_t s, int fd)
 {
 	unsigned char *data = xmalloc(BURST_SIZE);
 	size_t off = 0;
 	size_t step = 1;
+	bool halfway = false;
 	for (size_t i = 0; i < BURST_SIZE; i++) {
 		data[i] = pattern(i);
 	}
 	cork(fd, 1);
 	while (off < BURST_SIZE) {
 		size_t n = step < BURST_SIZE - off ? step : BURST_SIZE - off;
-		if (off + n == BURST_SIZE || (off > 0 && off % 4 == 0 && step % 97 == 0)) {
-			gnutls_session_key_update(s, step % 2 ? GNUTLS_KU_PEER : 0);
+		if (!halfway && off >= BURST_SIZE / 2) {
+			gnutls_session_key_update(s, GNUTLS_KU_PEER);
+			halfway = true;
+		} else if (off + n == BURST_SIZE) {
+			gnutls_session_key_update(s, 0);
 		}
 		srv_send(s, data + off, n);
 		off += n;
@@ -616,6 +627,8 @@ static void teardown(void)
 {
 	buf_finish(&cl.got);
 	buf_finish(&srv.got);
+	gnutls_free(srv.unique.data);
+	gnutls_free(srv.exporter.data);
 	free_certs();
 }
 
@@ -747,6 +760,8 @@ Test(transport, tls12_gives_tls_unique)
 	cr_assert(eq(int, cl.info.version, 12));
 	cr_assert(not(zero(ptr, (void *)cl.info.tls_unique)));
 	cr_assert(eq(sz, cl.info.tls_unique_len, 12));
+	cr_assert(eq(sz, srv.unique.size, 12));
+	cr_assert(eq(int, memcmp(cl.unique, srv.unique.data, 12), 0));
 	cr_assert(eq(int, strncmp(cl.desc, "TLS1.2 ", 7), 0), "desc %s", cl.desc);
 	cr_assert(got_equals(&cl.got, "ping", 4));
 }
@@ -767,6 +782,8 @@ Test(transport, tls13_gives_exporter_only)
 	cr_assert(eq(sz, cl.info.tls_unique_len, 0));
 	cr_assert(not(zero(ptr, (void *)cl.info.tls_exporter)));
 	cr_assert(eq(sz, cl.info.tls_exporter_len, 32));
+	cr_assert(eq(sz, srv.exporter.size, 32));
+	cr_assert(eq(int, memcmp(cl.exporter, srv.exporter.data, 32), 0));
 	cr_assert(eq(int, strncmp(cl.desc, "TLS1.3 ", 7), 0), "desc %s", cl.desc);
 }
 
