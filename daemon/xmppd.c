@@ -220,14 +220,13 @@ void xmppd_quit(struct xmppd *x)
 	}
 	x->quitting = true;
 	uv_timer_stop(&x->retry_timer);
-	bool online = x->state == XMPPD_ONLINE;
+	if (x->state == XMPPD_ONLINE) {
+		presence_send_unavailable(x);
+	}
 	xmppd_enter_state(x, XMPPD_STOPPING, NULL);
 	if (x->session == NULL) {
 		stopped(x);
 		return;
-	}
-	if (online) {
-		presence_send_unavailable(x);
 	}
 	session_close(x->session, stopped);
 }
