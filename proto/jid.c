@@ -37,9 +37,11 @@
 #define JID_PART_MAX 1023
 /*
  * Parts longer than this are refused before any preparation, so a hostile
- * megabyte costs nothing. The mappings shrink text by at most a factor of
- * three (U+FF21 or U+212A to one ASCII byte, three conjoining jamo to one
- * syllable), so no part that could prepare to 1023 bytes is refused.
+ * megabyte costs nothing. The PRECIS mappings shrink text by at most a
+ * factor of three (U+FF21 or U+212A to one ASCII byte, three conjoining
+ * jamo to one syllable), so no local- or resourcepart that could prepare
+ * to 1023 bytes is refused. UTS #46 deletes some code points (U+00AD)
+ * from domains, but a DNS name has at most 253 bytes left anyway.
  */
 #define JID_RAW_MAX (4 * JID_PART_MAX)
 
@@ -184,8 +186,9 @@ static void map_lower(struct ustr *u)
 static void map_spaces(struct ustr *u)
 {
 	for (size_t i = 0; i < u->n; i++) {
-		if (u->s[i] >= 0x80 &&
-				uc_is_general_category_withtable(u->s[i], UC_CATEGORY_MASK_Zs)) {
+		ucs4_t c = u->s[i];
+		if (c >= 0x80 &&
+				uc_is_general_category_withtable(c, UC_CATEGORY_MASK_Zs)) {
 			u->s[i] = 0x20;
 		}
 	}
@@ -259,7 +262,8 @@ static enum precis_prop derived_property(ucs4_t c, bool freeform)
 	if (uc_is_property_join_control(c)) {
 		return PROP_CONTEXTJ;
 	}
-	if (is_old_hangul_jamo(c) || uc_is_property_default_ignorable_code_point(c) ||
+	if (is_old_hangul_jamo(c) ||
+			uc_is_property_default_ignorable_code_point(c) ||
 			uc_is_property_not_a_character(c) ||
 			uc_is_general_category_withtable(c, UC_CATEGORY_MASK_Cc)) {
 		return PROP_DISALLOWED;
@@ -322,8 +326,9 @@ static bool has_in_range(const struct ustr *u, ucs4_t lo, ucs4_t hi)
 static bool has_kana_or_han(const struct ustr *u)
 {
 	for (size_t i = 0; i < u->n; i++) {
-		if (is_script(u->s[i], "Hiragana") || is_script(u->s[i], "Katakana") ||
-				is_script(u->s[i], "Han")) {
+		ucs4_t c = u->s[i];
+		if (is_script(c, "Hiragana") || is_script(c, "Katakana") ||
+				is_script(c, "Han")) {
 			return true;
 		}
 	}
@@ -418,8 +423,8 @@ static bool bidi_rtl_ok(const struct ustr *u)
 	if (en && an) {
 		return false;
 	}
-	return last < u->n &&
-		bidi_in(uc_bidi_class(u->s[last]), ends, sizeof(ends) / sizeof(ends[0]));
+	return last < u->n && bidi_in(uc_bidi_class(u->s[last]), ends,
+		sizeof(ends) / sizeof(ends[0]));
 }
 
 /*

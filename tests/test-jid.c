@@ -161,7 +161,7 @@ Test(jid, accepts_rfc7622_valid_examples)
 		"juliet@example.com/foo@bar",
 		"foo\\20bar@example.com",
 		"fussball@example.com",
-		"fu\xc3\x9f" "ball@example.com",	/* fußball */
+		"fu\u00dfball@example.com",	/* fußball */
 		"\xcf\x80@example.com",		/* π */
 		"\xce\xa3@example.com/foo",	/* Σ */
 		"\xcf\x83@example.com/foo",	/* σ */
@@ -258,8 +258,8 @@ Test(jid, rejects_characters_forbidden_in_localparts)
 Test(jid, rejects_disallowed_localpart_characters)
 {
 	const char *bad[] = {
-		"foo bar", "foo\tbar", "foo\x7f", "a\xc2\xa0" "b", "\xe2\x85\xa3",
-		"\xe2\x99\x9a", "a\xe2\x80\x8b" "b", "\xef\xbf\xbe", "a\xe1\x84\x80",
+		"foo bar", "foo\tbar", "foo\x7f", "a\u00a0b", "\xe2\x85\xa3",
+		"\xe2\x99\x9a", "a\u200bb", "\xef\xbf\xbe", "a\xe1\x84\x80",
 		"\xee\x80\x80", "a\xcd\xb8", "\xef\xac\x81", "\xc2\xaa",
 	};
 
@@ -413,8 +413,8 @@ Test(jid, rejects_invalid_domain_names)
 {
 	const char *bad[] = {
 		"exa mple.com", "foo_bar.com", "a<b.com", "-a.com", "a-.com",
-		"ab--c.com", "xn--a.com", "xn--ls8h.la", "ex\xef\xbc\x8f" "a",
-		"ex\xe2\x80\x8d" "a.com", "a\tb.com",
+		"ab--c.com", "xn--a.com", "xn--ls8h.la", "ex\uff0fa",
+		"ex\u200da.com", "a\tb.com",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -450,7 +450,7 @@ Test(jid, to_string_round_trips)
 	};
 	static const char *want[] = {
 		"juliet@example.com/Balcony", "example.com", "example.com/r/s@t",
-		"\xcf\x83@b\xc3\xbc" "cher.example/ x", "[::1]/r",
+		"\u03c3@b\u00fccher.example/ x", "[::1]/r",
 	};
 
 	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
