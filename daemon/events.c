@@ -1,0 +1,127 @@
+/*
+ * The event bus: a list of sinks and the seq counter. Sinks removed while
+ * an event is being dispatched are only marked dead and swept once the
+ * outermost dispatch returns; sinks added meanwhile first hear the next
+ * event (tmux events.c does the same with its notify hooks).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/events.h"
+#include "daemon/log.h"
+#include "proto/alloc.h"
+
+struct sink {
+	events_sink_cb cb;
+	events_wants_cb wants;
+	void *ud;
+	bool dead;
+};
+
+static struct sink *sinks;
+static size_t nsinks;
+static size_t sinkcap;
+static uint64_t last_seq;
+static unsigned depth;		/* nested events_publish calls running */
+
+void events_init(uint64_t seq)
+{
+	free(sinks);
+	sinks = NULL;
+	nsinks = 0;
+	sinkcap = 0;
+	depth = 0;
+	last_seq = seq;
+}
+
+void events_finish(void)
+{
+	free(sinks);
+	sinks = NULL;
+	nsinks = 0;
+	sinkcap = 0;
+}
+
+void events_add_sink(events_sink_cb cb, events_wants_cb wants, void *ud)
+{
+	sinks = xgrow(sinks, &sinkcap, nsinks + 1, sizeof(*sinks));
+	sinks[nsinks++] = (struct sink){ .cb = cb, .wants = wants, .ud = ud };
+}
+
+static void sweep(void)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < nsinks; i++) {
+		if (!sinks[i].dead) {
+			sinks[j++] = sinks[i];
+		}
+	}
+	nsinks = j;
+}
+
+void events_remove_sink(void *ud)
+{
+	for (size_t i = 0; i < nsinks; i++) {
+		if (sinks[i].ud == ud) {
+			sinks[i].dead = true;
+		}
+	}
+	if (depth == 0) {
+		sweep();
+	}
+}
+
+bool events_wanted(const char *name)
+{
+	for (size_t i = 0; i < nsinks; i++) {
+		if (sinks[i].dead) {
+			continue;
+		}
+		if (sinks[i].wants == NULL || sinks[i].wants(sinks[i].ud, name)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* {"event":name,"seq":seq} followed by ev's own keys, so the two keys
+ * every event has come first on the wire. */
+static json_t *frame(const char *name, uint64_t seq, json_t *ev)
+{
+	json_t *out = json_object();
+	json_object_set_new(out, "event", json_string(name));
+	json_object_set_new(out, "seq", json_integer((json_int_t)seq));
+	json_object_del(ev, "event");
+	json_object_del(ev, "seq");
+	json_object_update(out, ev);
+	json_decref(ev);
+	return out;
+}
+
+uint64_t events_publish(const char *name, json_t *ev)
+{
+	if (!xassert(json_is_object(ev), "event '%s' is not an object", name)) {
+		json_decref(ev);
+		return last_seq;
+	}
+	uint64_t seq = ++last_seq;
+	json_t *out = frame(name, seq, ev);
+	depth++;
+	size_t n = nsinks;	/* sinks added meanwhile start with the next one */
+	for (size_t i = 0; i < n; i++) {
+		if (!sinks[i].dead) {
+			sinks[i].cb(sinks[i].ud, name, seq, out);
+		}
+	}
+	depth--;
+	if (depth == 0) {
+		sweep();
+	}
+	json_decref(out);
+	return seq;
+}
+
+uint64_t events_last_seq(void)
+{
+	return last_seq;
+}
