@@ -1,0 +1,511 @@
+/*
+ * The commands of the control socket. Each is a row of the alphabetised
+ * table at the end: its name, its handler, the arguments it takes and
+ * flags. check_args() validates a request against the row before the
+ * handler runs, so a handler reads its arguments without checking them.
+ * A handler returns its reply, or NULL when it has queued it itself (or
+ * holds a reply slot to fill later, as iq does).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/events.h"
+#include "daemon/xmppd.h"
+#include "ipc/client.h"
+#include "ipc/commands.h"
+#include "ipc/json.h"
+#include "ipc/sink.h"
+#include "proto/alloc.h"
+#include "proto/jid.h"
+#include "proto/ns.h"
+#include "proto/xml.h"
+
+enum arg_type {
+	ARG_STRING,
+	ARG_JID,		/* a string that must parse as a JID */
+	ARG_INT,		/* an integer within [min, max] */
+	ARG_NUMBER,		/* any number within [min, max] */
+	ARG_EVENTS,		/* "*" or an array of event names */
+};
+
+struct arg {
+	const char *name;
+	enum arg_type type;
+	bool required;
+	const char *const *choices;	/* for strings: allowed values, NULL-ended */
+	double min;
+	double max;
+};
+
+typedef json_t *(*cmd_cb)(struct ipc_client *c, json_t *req, json_t *id);
+
+enum {
+	CMD_ONLINE = 1 << 0,	/* refused with not-connected unless online */
+};
+
+struct cmd {
+	const char *name;
+	cmd_cb run;
+	const struct arg *args;	/* ends with a NULL name */
+	unsigned flags;
+};
+
+static const char *str_arg(json_t *req, const char *name)
+{
+	return json_string_value(json_object_get(req, name));
+}
+
+static bool has_arg(json_t *req, const char *name)
+{
+	json_t *v = json_object_get(req, name);
+	return v != NULL && !json_is_null(v);
+}
+
+static json_t *xerr_reply(json_t *id, const struct xerr *e)
+{
+	return ipc_json_error(id, e->condition ? e->condition : "internal-server-error",
+		"%s", e->text);
+}
+
+/* ---- iq ---- */
+
+struct iq_wait {
+	struct ipc_client *client;
+	struct ipc_reply *slot;
+	json_t *id;
+};
+
+/* The condition and text of a stanza's <error/>. */
+static const char *stanza_error(const struct xml *st, char **text)
+{
+	const struct xml *err = xml_child(st, "error", NULL);
+	const char *cond = "undefined-condition";
+	*text = NULL;
+	if (err == NULL) {
+		return cond;
+	}
+	for (const struct xml *e = xml_first_element(err); e != NULL;
+			e = xml_next_element(e)) {
+		if (e->ns != NULL && strcmp(e->ns, NS_STANZA_ERRORS) == 0 &&
+				strcmp(e->name, "text") != 0) {
+			cond = e->name;
+			break;
+		}
+	}
+	*text = xml_child_text(err, "text", NS_STANZA_ERRORS);
+	return cond;
+}
+
+static json_t *iq_reply_json(json_t *id, const struct xml *reply)
+{
+	const char *type = xml_attr(reply, "type");
+	json_t *r;
+	if (type != NULL && strcmp(type, "error") == 0) {
+		char *text;
+		const char *cond = stanza_error(reply, &text);
+		r = ipc_json_error(id, cond, "%s", text ? text : cond);
+		free(text);
+	} else {
+		r = ipc_json_ok(id);
+	}
+	json_object_set_new(r, "type", ipc_json_string(type ? type : "result"));
+	const char *from = xml_attr(reply, "from");
+	if (from != NULL) {
+		json_object_set_new(r, "from", ipc_json_string(from));
+	}
+	char *xml = xml_to_string(reply, NS_CLIENT);
+	if (xml != NULL) {
+		json_object_set_new(r, "xml", ipc_json_string(xml));
+		free(xml);
+	}
+	return r;
+}
+
+static void iq_done(void *ud, const struct xml *reply, const char *condition,
+	const char *text)
+{
+	struct iq_wait *w = ud;
+	if (ipc_client_alive(w->client)) {
+		json_t *r;
+		if (reply != NULL) {
+			r = iq_reply_json(w->id, reply);
+		} else {
+			const char *cond = condition ? condition : "undefined-condition";
+			r = ipc_json_error(w->id, cond, "%s", text ? text : cond);
+		}
+		ipc_client_fill(w->client, w->slot, r);
+	}
+	ipc_client_unref(w->client);
+	json_decref(w->id);
+	free(w);
+}
+
+static json_t *cmd_iq(struct ipc_client *c, json_t *req, json_t *id)
+{
+	double secs = json_number_value(json_object_get(req, "timeout"));
+	unsigned ms = secs > 0 ? (unsigned)(secs * 1000 + 0.5) : 0;
+	struct iq_wait *w = xcalloc(1, sizeof(*w));
+	w->client = c;
+	w->slot = ipc_client_reserve(c);
+	w->id = id != NULL ? json_incref(id) : NULL;
+	ipc_client_ref(c);
+	struct xerr e = { 0 };
+	if (iq_request(c->ipc->x, str_arg(req, "to"), str_arg(req, "type"),
+			str_arg(req, "payload"), ms, iq_done, w, &e) < 0) {
+		ipc_client_fill(c, w->slot, xerr_reply(id, &e));
+		ipc_client_unref(c);
+		json_decref(w->id);
+		free(w);
+	}
+	return NULL;
+}
+
+/* ---- the others ---- */
+
+static json_t *cmd_presence(struct ipc_client *c, json_t *req, json_t *id)
+{
+	struct presence_args p = {
+		.to = str_arg(req, "to"),
+		.type = str_arg(req, "type"),
+		.show = str_arg(req, "show"),
+		.status = str_arg(req, "status"),
+		.has_priority = has_arg(req, "priority"),
+		.priority = (int)json_integer_value(json_object_get(req, "priority")),
+	};
+	struct xerr e = { 0 };
+	if (presence_send(c->ipc->x, &p, &e) < 0) {
+		return xerr_reply(id, &e);
+	}
+	return ipc_json_ok(id);
+}
+
+static json_t *cmd_quit(struct ipc_client *c, json_t *req, json_t *id)
+{
+	ipc_client_reply(c, ipc_json_ok(id));
+	xmppd_quit(c->ipc->x);
+	return NULL;
+}
+
+static json_t *cmd_raw(struct ipc_client *c, json_t *req, json_t *id)
+{
+	struct xerr e = { 0 };
+	if (xmppd_send_raw(c->ipc->x, str_arg(req, "xml"), &e) < 0) {
+		return xerr_reply(id, &e);
+	}
+	return ipc_json_ok(id);
+}
+
+static json_t *cmd_send(struct ipc_client *c, json_t *req, json_t *id)
+{
+	struct message_args m = {
+		.to = str_arg(req, "to"),
+		.body = str_arg(req, "body"),
+		.type = str_arg(req, "type"),
+		.subject = str_arg(req, "subject"),
+		.thread = str_arg(req, "thread"),
+		.msg_id = str_arg(req, "msg_id"),
+	};
+	char *msg_id = NULL;
+	struct xerr e = { 0 };
+	if (message_send(c->ipc->x, &m, &msg_id, &e) < 0) {
+		free(msg_id);
+		return xerr_reply(id, &e);
+	}
+	json_t *r = ipc_json_ok(id);
+	if (msg_id != NULL) {
+		json_object_set_new(r, "msg_id", ipc_json_string(msg_id));
+	}
+	free(msg_id);
+	return r;
+}
+
+static json_t *cmd_status(struct ipc_client *c, json_t *req, json_t *id)
+{
+	json_t *r = ipc_json_ok(id);
+	json_t *st = xmppd_status(c->ipc->x);
+	if (json_is_object(st)) {
+		json_object_update_missing(r, st);
+	}
+	json_decref(st);
+	return r;
+}
+
+static uint32_t events_mask(json_t *req)
+{
+	uint32_t mask = 0;
+	char err[128];
+	sink_parse_events(json_object_get(req, "events"), &mask, err, sizeof(err));
+	return mask;
+}
+
+static json_t *cmd_subscribe(struct ipc_client *c, json_t *req, json_t *id)
+{
+	c->events |= events_mask(req);
+	free(c->from);
+	c->from = NULL;
+	if (has_arg(req, "from")) {
+		c->from = jid_prep(str_arg(req, "from"), true, NULL);
+	}
+	json_t *r = ipc_json_ok(id);
+	bool gap = false;
+	uint64_t oldest = 0;
+	if (has_arg(req, "since")) {
+		json_int_t since = json_integer_value(json_object_get(req, "since"));
+		sink_replay(c->ipc, c, (uint64_t)since, &gap, &oldest);
+	}
+	json_object_set_new(r, "seq", json_integer((json_int_t)events_last_seq()));
+	if (gap) {
+		json_object_set_new(r, "gap", json_true());
+		json_object_set_new(r, "oldest", json_integer((json_int_t)oldest));
+	}
+	return r;
+}
+
+static json_t *cmd_unsubscribe(struct ipc_client *c, json_t *req, json_t *id)
+{
+	if (has_arg(req, "events")) {
+		c->events &= ~events_mask(req);
+	} else {
+		c->events = 0;
+	}
+	if (c->events == 0) {
+		free(c->from);
+		c->from = NULL;
+	}
+	return ipc_json_ok(id);
+}
+
+/* ---- the table ---- */
+
+static const char *const iq_types[] = { "get", "set", NULL };
+static const char *const message_types[] = {
+	"chat", "normal", "headline", "groupchat", NULL
+};
+static const char *const presence_shows[] = { "away", "chat", "dnd", "xa", NULL };
+static const char *const presence_types[] = { "unavailable", NULL };
+
+static const struct arg no_args[] = {
+	{ NULL },
+};
+static const struct arg iq_args[] = {
+	{ "to", ARG_JID, false, NULL, 0, 0 },
+	{ "type", ARG_STRING, true, iq_types, 0, 0 },
+	{ "payload", ARG_STRING, false, NULL, 0, 0 },
+	{ "timeout", ARG_NUMBER, false, NULL, 0.001, 86400 },
+	{ NULL },
+};
+static const struct arg presence_args[] = {
+	{ "to", ARG_JID, false, NULL, 0, 0 },
+	{ "type", ARG_STRING, false, presence_types, 0, 0 },
+	{ "show", ARG_STRING, false, presence_shows, 0, 0 },
+	{ "status", ARG_STRING, false, NULL, 0, 0 },
+	{ "priority", ARG_INT, false, NULL, -128, 127 },
+	{ NULL },
+};
+static const struct arg raw_args[] = {
+	{ "xml", ARG_STRING, true, NULL, 0, 0 },
+	{ NULL },
+};
+static const struct arg send_args[] = {
+	{ "to", ARG_JID, true, NULL, 0, 0 },
+	{ "body", ARG_STRING, false, NULL, 0, 0 },
+	{ "type", ARG_STRING, false, message_types, 0, 0 },
+	{ "subject", ARG_STRING, false, NULL, 0, 0 },
+	{ "thread", ARG_STRING, false, NULL, 0, 0 },
+	{ "msg_id", ARG_STRING, false, NULL, 0, 0 },
+	{ NULL },
+};
+static const struct arg subscribe_args[] = {
+	{ "events", ARG_EVENTS, true, NULL, 0, 0 },
+	{ "since", ARG_INT, false, NULL, 0, 9007199254740992.0 },
+	{ "from", ARG_JID, false, NULL, 0, 0 },
+	{ NULL },
+};
+static const struct arg unsubscribe_args[] = {
+	{ "events", ARG_EVENTS, false, NULL, 0, 0 },
+	{ NULL },
+};
+
+/* Sorted by name: looked up with bsearch. */
+static const struct cmd commands[] = {
+	{ "iq", cmd_iq, iq_args, CMD_ONLINE },
+	{ "presence", cmd_presence, presence_args, 0 },
+	{ "quit", cmd_quit, no_args, 0 },
+	{ "raw", cmd_raw, raw_args, CMD_ONLINE },
+	{ "send", cmd_send, send_args, 0 },
+	{ "status", cmd_status, no_args, 0 },
+	{ "subscribe", cmd_subscribe, subscribe_args, 0 },
+	{ "unsubscribe", cmd_unsubscribe, unsubscribe_args, 0 },
+};
+
+static int cmd_compare(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct cmd *)elem)->name);
+}
+
+static const struct cmd *find_cmd(const char *name)
+{
+	return bsearch(name, commands, sizeof(commands) / sizeof(commands[0]),
+		sizeof(commands[0]), cmd_compare);
+}
+
+/* ---- argument checks ---- */
+
+static const struct arg *find_arg(const struct arg *args, const char *name)
+{
+	for (; args->name != NULL; args++) {
+		if (strcmp(args->name, name) == 0) {
+			return args;
+		}
+	}
+	return NULL;
+}
+
+static bool in_choices(const char *const *choices, const char *s)
+{
+	for (; *choices != NULL; choices++) {
+		if (strcmp(*choices, s) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static json_t *bad_choice(json_t *id, const struct arg *a)
+{
+	char list[256] = "";
+	for (const char *const *ch = a->choices; *ch != NULL; ch++) {
+		if (ch != a->choices) {
+			strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+		}
+		strncat(list, *ch, sizeof(list) - strlen(list) - 1);
+	}
+	return ipc_json_error(id, "bad-request", "argument '%s' must be one of: %s",
+		a->name, list);
+}
+
+static json_t *check_string(json_t *id, const struct arg *a, json_t *v)
+{
+	const char *s = json_string_value(v);
+	if (s == NULL) {
+		return ipc_json_error(id, "bad-request", "argument '%s' must be a string",
+			a->name);
+	}
+	if (a->choices != NULL && !in_choices(a->choices, s)) {
+		return bad_choice(id, a);
+	}
+	if (a->type == ARG_JID) {
+		struct jid j;
+		const char *why = "invalid";
+		if (!jid_parse(&j, s, &why)) {
+			return ipc_json_error(id, "invalid-jid",
+				"argument '%s' is not a valid JID: %s", a->name, why);
+		}
+		jid_finish(&j);
+	}
+	return NULL;
+}
+
+static json_t *check_number(json_t *id, const struct arg *a, json_t *v)
+{
+	bool ok = a->type == ARG_INT ? json_is_integer(v) : json_is_number(v);
+	double n = json_number_value(v);
+	if (ok && n >= a->min && n <= a->max) {
+		return NULL;
+	}
+	if (a->type == ARG_INT) {
+		return ipc_json_error(id, "bad-request",
+			"argument '%s' must be an integer from %.0f to %.0f", a->name,
+			a->min, a->max);
+	}
+	return ipc_json_error(id, "bad-request",
+		"argument '%s' must be a number from %g to %g", a->name, a->min, a->max);
+}
+
+static json_t *check_arg(json_t *id, const struct arg *a, json_t *v)
+{
+	switch (a->type) {
+	case ARG_STRING:
+	case ARG_JID:
+		return check_string(id, a, v);
+	case ARG_INT:
+	case ARG_NUMBER:
+		return check_number(id, a, v);
+	case ARG_EVENTS: {
+		uint32_t mask;
+		char err[128];
+		if (!sink_parse_events(v, &mask, err, sizeof(err))) {
+			return ipc_json_error(id, "bad-request", "argument '%s' %s",
+				a->name, err);
+		}
+		return NULL;
+	}
+	}
+	return NULL;
+}
+
+/* The one place arguments are checked: unknown ones, missing ones (a
+ * null value counts as absent) and each one's type. NULL if all is well,
+ * else the error reply. */
+static json_t *check_args(const struct cmd *cmd, json_t *req, json_t *id)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(req, key, v) {
+		if (strcmp(key, "cmd") != 0 && strcmp(key, "id") != 0 &&
+				find_arg(cmd->args, key) == NULL) {
+			return ipc_json_error(id, "bad-request",
+				"unknown argument '%.64s' for '%s'", key, cmd->name);
+		}
+	}
+	for (const struct arg *a = cmd->args; a->name != NULL; a++) {
+		v = json_object_get(req, a->name);
+		if (v == NULL || json_is_null(v)) {
+			if (a->required) {
+				return ipc_json_error(id, "bad-request",
+					"missing argument '%s'", a->name);
+			}
+			continue;
+		}
+		json_t *err = check_arg(id, a, v);
+		if (err != NULL) {
+			return err;
+		}
+	}
+	return NULL;
+}
+
+static json_t *dispatch(struct ipc_client *c, json_t *req, json_t *id)
+{
+	json_t *name = json_object_get(req, "cmd");
+	if (name == NULL) {
+		return ipc_json_error(id, "bad-request", "missing argument 'cmd'");
+	}
+	if (!json_is_string(name)) {
+		return ipc_json_error(id, "bad-request", "argument 'cmd' must be a string");
+	}
+	const struct cmd *cmd = find_cmd(json_string_value(name));
+	if (cmd == NULL) {
+		return ipc_json_error(id, "unknown-command", "no command '%.64s'",
+			json_string_value(name));
+	}
+	json_t *err = check_args(cmd, req, id);
+	if (err != NULL) {
+		return err;
+	}
+	enum xmppd_state st = xmppd_state(c->ipc->x);
+	if ((cmd->flags & CMD_ONLINE) && st != XMPPD_ONLINE) {
+		return ipc_json_error(id, "not-connected", "not connected (%s)",
+			xmppd_state_name(st));
+	}
+	return cmd->run(c, req, id);
+}
+
+void commands_run(struct ipc_client *c, json_t *req)
+{
+	json_t *r = dispatch(c, req, json_object_get(req, "id"));
+	if (r != NULL) {
+		ipc_client_reply(c, r);
+	}
+}

@@ -1,0 +1,130 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipc/json.h"
+#include "proto/alloc.h"
+
+json_t *ipc_json_parse(const char *line, size_t len, json_t **error)
+{
+	json_error_t jerr;
+	json_t *req = json_loadb(line, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+		&jerr);
+	if (req == NULL) {
+		*error = ipc_json_error(NULL, "bad-request", "invalid JSON: %s",
+			jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(req)) {
+		json_decref(req);
+		*error = ipc_json_error(NULL, "bad-request",
+			"a request must be a JSON object");
+		return NULL;
+	}
+	return req;
+}
+
+json_t *ipc_json_ok(json_t *id)
+{
+	json_t *r = json_object();
+	if (id != NULL) {
+		json_object_set(r, "id", id);
+	}
+	json_object_set_new(r, "ok", json_true());
+	return r;
+}
+
+json_t *ipc_json_error(json_t *id, const char *condition, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+
+	json_t *err = json_object();
+	json_object_set_new(err, "condition", ipc_json_string(condition));
+	json_object_set_new(err, "text", ipc_json_string(text));
+	json_t *r = json_object();
+	if (id != NULL) {
+		json_object_set(r, "id", id);
+	}
+	json_object_set_new(r, "ok", json_false());
+	json_object_set_new(r, "error", err);
+	return r;
+}
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	if (c < 0x80) {
+		return 1;
+	}
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		lo = c == 0xe0 ? 0xa0 : 0x80;
+		hi = c == 0xed ? 0x9f : 0xbf;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		lo = c == 0xf0 ? 0x90 : 0x80;
+		hi = c == 0xf4 ? 0x8f : 0xbf;
+	} else {
+		return 0;
+	}
+	if (s[1] < lo || s[1] > hi) {
+		return 0;
+	}
+	for (size_t i = 2; i < n; i++) {
+		if (s[i] < 0x80 || s[i] > 0xbf) {
+			return 0;
+		}
+	}
+	return n;
+}
+
+json_t *ipc_json_string(const char *s)
+{
+	json_t *j = json_string(s);
+	if (j != NULL) {
+		return j;
+	}
+	char *copy = xstrdup(s);
+	unsigned char *p = (unsigned char *)copy;
+	while (*p != '\0') {
+		size_t n = utf8_len(p);
+		if (n == 0) {
+			*p = '?';
+			n = 1;
+		}
+		p += n;
+	}
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
+static int append(const char *data, size_t size, void *ud)
+{
+	buf_append(ud, data, size);
+	return 0;
+}
+
+bool ipc_json_encode(const json_t *obj, struct buf *out)
+{
+	size_t mark = out->len;
+	if (json_dump_callback(obj, append, out, JSON_COMPACT) < 0) {
+		out->len = mark;
+		if (out->data != NULL) {
+			out->data[mark] = '\0';
+		}
+		return false;
+	}
+	buf_putc(out, '\n');
+	return true;
+}
