@@ -342,3 +342,40 @@ Test(xml, serializer_appends)
 	buf_finish(&b);
 	xml_free(x);
 }
+
+/* Parsing what the serializer wrote gives back the same tree. */
+static void check_round_trip(const char *s, const char *want)
+{
+	const char *err = NULL;
+	struct xml *x = reader_parse_element(s, strlen(s), NS_CLIENT, &err);
+	cr_assert(ne(ptr, x, NULL), "%s: %s", s, err);
+	char *once = xml_to_string(x, NS_CLIENT);
+	cr_assert(ne(ptr, once, NULL));
+	cr_assert(eq(str, once, (char *)want));
+	struct xml *y = reader_parse_element(once, strlen(once), NS_CLIENT, &err);
+	cr_assert(ne(ptr, y, NULL), "%s: %s", once, err);
+	char *twice = xml_to_string(y, NS_CLIENT);
+	cr_assert(eq(str, twice, once));
+	free(twice);
+	free(once);
+	xml_free(y);
+	xml_free(x);
+}
+
+Test(xml, round_trip_through_reader)
+{
+	check_round_trip("<message to='a&amp;b' a='&lt;&gt;&quot;&apos;' "
+		"ws='&#9;&#10;&#13;'><body>1 &lt; 2 &amp; 3 &gt; 2\r\n"
+		"<![CDATA[]]]]><![CDATA[>]]></body></message>",
+		"<message to=\"a&amp;b\" a=\"&lt;&gt;&quot;&apos;\" "
+		"ws=\"&#9;&#10;&#13;\"><body>1 &lt; 2 &amp; 3 &gt; 2\n"
+		"]]&gt;</body></message>");
+	check_round_trip("<iq><query xmlns='jabber:iq:roster'><item/>"
+		"</query><a:b xmlns:a='urn:a'><a:c/><d xmlns=''/></a:b>"
+		"<e xml:lang='en'>t&#13;</e></iq>",
+		"<iq><query xmlns=\"jabber:iq:roster\"><item/></query>"
+		"<b xmlns=\"urn:a\"><c/><d xmlns=\"\"/></b>"
+		"<e xml:lang=\"en\">t&#13;</e></iq>");
+	check_round_trip("<m>caf\xc3\xa9 \xf0\x9f\x98\x80</m>",
+		"<m>caf\xc3\xa9 \xf0\x9f\x98\x80</m>");
+}
