@@ -291,11 +291,11 @@ static void on_text(void *ud, const xmlChar *s, int len)
 	}
 }
 
-/* With options 0 libxml2 hands "&amp;" (and "&#38;") in attribute values
- * on as "&#38;"; a raw "&" cannot occur, so every "&" starts one. */
-static char *attr_value(const xmlChar *v, const xmlChar *end)
+/* With options 0 libxml2 hands "&amp;" (and "&#38;") in attribute values,
+ * namespace URIs included, on as "&#38;"; a raw "&" cannot occur there,
+ * so every "&" starts one. Returns a new string. */
+static char *decode_amp(const xmlChar *v, size_t len)
 {
-	size_t len = (size_t)(end - v);
 	char *out = xmalloc(len + 1);
 	size_t o = 0;
 	for (size_t i = 0; i < len; i++) {
@@ -306,6 +306,14 @@ static char *attr_value(const xmlChar *v, const xmlChar *end)
 	}
 	out[o] = '\0';
 	return out;
+}
+
+static char *decode_uri(const xmlChar *uri)
+{
+	if (uri == NULL) {
+		return xstrdup("");
+	}
+	return decode_amp(uri, strlen((const char *)uri));
 }
 
 /* Stores attribute i of a SAX2 attribute array (5-tuples: localname,
@@ -325,7 +333,7 @@ static void add_attr(struct xml *x, const xmlChar **a)
 	}
 	x->attrs = xgrow(x->attrs, &x->attrcap, x->nattrs + 1, sizeof(*x->attrs));
 	x->attrs[x->nattrs].name = name;
-	x->attrs[x->nattrs].value = attr_value(a[3], a[4]);
+	x->attrs[x->nattrs].value = decode_amp(a[3], (size_t)(a[4] - a[3]));
 	x->nattrs++;
 }
 
@@ -338,14 +346,15 @@ static struct xml *new_element(struct reader *r, const xmlChar *name,
 	const xmlChar *uri, int nattrs, const xmlChar **attrs)
 {
 	size_t n = strlen((const char *)name);
+	n += uri != NULL ? strlen((const char *)uri) : 0;
 	for (int i = 0; i < nattrs; i++) {
 		n += attr_bytes(attrs + 5 * i);
 	}
 	if (!add_bytes(r, n)) {
 		return NULL;
 	}
-	struct xml *x = xml_new((const char *)name,
-		uri != NULL ? (const char *)uri : "");
+	struct xml *x = xml_new((const char *)name, NULL);
+	x->ns = decode_uri(uri);
 	for (int i = 0; i < nattrs; i++) {
 		add_attr(x, attrs + 5 * i);
 	}
@@ -372,7 +381,9 @@ static void open_stream(struct reader *r, const xmlChar *name,
 	}
 	for (int i = 0; i < nns; i++) {
 		if (ns[2 * i] == NULL && ns[2 * i + 1] != NULL) {
-			xml_set_attr(h, "xmlns", (const char *)ns[2 * i + 1]);
+			char *v = decode_uri(ns[2 * i + 1]);
+			xml_set_attr(h, "xmlns", v);
+			free(v);
 		}
 	}
 	r->stanza_bytes = 0;

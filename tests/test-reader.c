@@ -778,10 +778,36 @@ static void check_limit_everywhere(const char *stanza, size_t max, bool pass)
 
 Test(reader, raw_size_limit_is_exact_in_any_pieces)
 {
-	const char *s = "<message id='a'><b>x</b><b>x</b><b>x</b><b>x</b>"
-		"<b>x</b><b>x</b><b>x</b><b>x</b><b>x</b><b>x</b></message>";
+	/* No namespace: an inherited one counts as content on every element,
+	 * and would make the content bound the smaller one here. */
+	const char *s = "<message xmlns='' id='a'><b>x</b><b>x</b><b>x</b>"
+		"<b>x</b><b>x</b><b>x</b><b>x</b><b>x</b><b>x</b><b>x</b>"
+		"</message>";
 	check_limit_everywhere(s, strlen(s), true);
 	check_limit_everywhere(s, strlen(s) - 1, false);
+}
+
+Test(reader, inherited_namespaces_count_towards_the_limit)
+{
+	/* 4 raw bytes per element, but each holds a copy of the URI. */
+	struct reader_limits lim = { .max_stanza = 64 * 1024 };
+	struct rec t;
+	rec_init(&t, &lim);
+	struct buf b;
+	buf_init(&b);
+	buf_puts(&b, HEADER "<m xmlns='urn:");
+	for (int i = 0; i < 1000; i++) {
+		buf_putc(&b, 'x');
+	}
+	buf_puts(&b, "'>");
+	for (int i = 0; i < 1000; i++) {
+		buf_puts(&b, "<a/>");
+	}
+	buf_puts(&b, "</m>");
+	cr_assert(not(reader_feed(t.r, b.data, b.len)));
+	cr_assert(eq(str, (char *)t.condition, "policy-violation"));
+	buf_finish(&b);
+	rec_finish(&t);
 }
 
 Test(reader, too_many_attributes_is_policy_violation)
@@ -1077,4 +1103,22 @@ Test(reader, parse_element_bad)
 Test(reader, parse_element_error_may_be_null)
 {
 	cr_assert(eq(ptr, reader_parse_element("<a", 2, NS_CLIENT, NULL), NULL));
+}
+
+/* Found by fuzz-reader: libxml2 passes "&amp;" in an xmlns value on as
+ * "&#38;" too, so the namespace differed after a round trip. */
+Test(reader, entities_in_namespace_uris_are_decoded)
+{
+	struct xml *x = one_stanza_of("<iq><ping xmlns='ur&amp;n:x'/>"
+		"<pong xmlns='urn:&#38;y'/></iq>");
+	cr_assert(ne(ptr, xml_child(x, "ping", "ur&n:x"), NULL));
+	cr_assert(ne(ptr, xml_child(x, "pong", "urn:&y"), NULL));
+	xml_free(x);
+	struct rec t;
+	rec_init(&t, NULL);
+	cr_assert(feed(&t, "<stream:stream xmlns='a&amp;b' "
+		"xmlns:stream='http://etherx.jabber.org/streams'><m/>"));
+	cr_assert(eq(str, t.log.data, "open xmlns=a&b\n"
+		"stanza <m xmlns=\"a&amp;b\"/>\n"));
+	rec_finish(&t);
 }
