@@ -102,6 +102,8 @@ struct transport {
 	uv_connect_t connect_req;
 	uv_shutdown_t shutdown_req;
 	bool shutdown_pending;
+	bool shut;		/* uv_shutdown issued: linger on free */
+	bool peer_closed;	/* read EOF or error seen */
 	uv_timer_t timer;	/* connect, handshake and linger deadlines */
 	uv_timer_t defer;	/* reports the error in a later loop turn */
 	enum transport_error err;
@@ -385,7 +387,28 @@ static void flush_early(struct transport *t)
 
 /* Reading ----------------------------------------------------------------- */
 
-/* Feeds every complete record to the owner; see the file comment. */
+/* Handles a gnutls_record_recv result that is neither data nor
+ * GNUTLS_E_AGAIN; true to keep reading. */
+static bool recv_problem(struct transport *t, ssize_t r, size_t before)
+{
+	if (r == 0) {
+		fail(t, TRANSPORT_ERR_EOF, "server closed the TLS session");
+		return false;
+	}
+	if (r == GNUTLS_E_REHANDSHAKE) {
+		gnutls_alert_send(t->session, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
+	}
+	if (r == GNUTLS_E_REHANDSHAKE || !gnutls_error_is_fatal((int)r)) {
+		log_debug("transport %s: TLS: %s (ignored)", t->host,
+			gnutls_strerror((int)r));
+		return t->in_off != before;
+	}
+	fail(t, TRANSPORT_ERR_IO, "TLS receive failed: %s", gnutls_strerror((int)r));
+	return false;
+}
+
+/* Feeds every complete record to the owner, coalescing records into
+ * "plain"; see the file comment for the loop's end condition. */
 static void drain(struct transport *t)
 {
 	size_t have = 0;
@@ -396,15 +419,10 @@ static void drain(struct transport *t)
 			sizeof(t->plain) - have);
 		if (r > 0) {
 			have += (size_t)r;
-			if (sizeof(t->plain) - have < MAX_RECORD) {
-				if (!deliver(t, t->plain, have)) {
-					return;
-				}
-				have = 0;
+			if (sizeof(t->plain) - have >= MAX_RECORD) {
+				continue;
 			}
-			continue;
-		}
-		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+		} else if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
 			if (t->pull_empty || t->in_off == before) {
 				break;
 			}
@@ -414,19 +432,14 @@ static void drain(struct transport *t)
 			return;
 		}
 		have = 0;
-		if (r == 0) {
-			fail(t, TRANSPORT_ERR_EOF, "server closed the TLS session");
-			return;
+		if (r <= 0 && !recv_problem(t, r, before)) {
+			break;
 		}
-		if (r == GNUTLS_E_REHANDSHAKE || !gnutls_error_is_fatal((int)r)) {
-			log_debug("transport %s: TLS: %s (ignored)", t->host,
-				gnutls_strerror((int)r));
-			continue;
-		}
-		fail(t, TRANSPORT_ERR_IO, "TLS receive failed: %s", gnutls_strerror((int)r));
+	}
+	if (have > 0 && !deliver(t, t->plain, have)) {
 		return;
 	}
-	if (deliver(t, t->plain, have)) {
+	if (alive(t, TS_TLS)) {
 		flush(t);
 	}
 }
@@ -447,10 +460,14 @@ static bool queue_cipher(struct transport *t, const char *data, size_t len)
 
 static void do_handshake(struct transport *t);
 
+static void end_linger(struct transport *t);
+
 static void read_failed(struct transport *t, ssize_t nread)
 {
+	t->peer_closed = true;
 	if (t->state == TS_DONE || t->quiet) {
 		uv_read_stop((uv_stream_t *)&t->tcp);
+		end_linger(t);
 		return;
 	}
 	if (nread != UV_EOF) {
@@ -969,16 +986,25 @@ bool transport_is_tls(const struct transport *t)
 	return t->tls_up && t->state == TS_TLS;
 }
 
+/* A freed transport that had shut down closes once its writes are out
+ * and the server has closed too: closing with unread input would make
+ * the kernel send a reset and drop what we had still queued. */
+static void end_linger(struct transport *t)
+{
+	if (t->freeing && !t->shutdown_pending && t->peer_closed) {
+		close_all(t);
+	}
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
 	struct transport *t = req->handle->data;
 	t->shutdown_pending = false;
-	if (status < 0 && status != UV_ECANCELED) {
+	if (status < 0) {
 		log_debug("transport %s: shutdown: %s", t->host, uv_strerror(status));
+		t->peer_closed = true;
 	}
-	if (t->freeing) {
-		close_all(t);
-	}
+	end_linger(t);
 }
 
 /* Sends close_notify, flushes and shuts the socket down for writing. */
@@ -997,6 +1023,7 @@ void transport_shutdown(struct transport *t)
 		flush(t);
 		int r = uv_shutdown(&t->shutdown_req, (uv_stream_t *)&t->tcp, on_shutdown);
 		t->shutdown_pending = r == 0;
+		t->shut = r == 0;
 	} else {
 		if (t->gai_pending) {
 			uv_cancel((uv_req_t *)&t->gai);
@@ -1006,7 +1033,9 @@ void transport_shutdown(struct transport *t)
 	enter_state(t, TS_DONE);
 }
 
-/* Closes everything; memory goes with the last close callback. */
+/* Closes everything; memory goes with the last close callback. After
+ * transport_shutdown it first waits (LINGER_MS at most) for the writes
+ * to go out and for the server to close its side. */
 void transport_free(struct transport *t)
 {
 	if (t == NULL || t->freeing) {
@@ -1014,7 +1043,8 @@ void transport_free(struct transport *t)
 	}
 	t->freeing = true;
 	t->quiet = true;
-	if (t->shutdown_pending && t->tcp_open) {
+	bool open = t->tcp_open && !uv_is_closing((uv_handle_t *)&t->tcp);
+	if (open && t->shut && (t->shutdown_pending || !t->peer_closed)) {
 		uv_timer_start(&t->timer, on_timer, LINGER_MS, 0);
 		return;
 	}
