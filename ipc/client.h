@@ -31,6 +31,9 @@
 
 struct xmppd;
 
+/* Requests a client may have waiting for the network at once. */
+#define IPC_MAX_WAITING 256
+
 /* One reply, in the order of the requests. */
 struct ipc_reply {
 	struct ipc_reply *next;
@@ -63,6 +66,8 @@ struct ipc_client {
 
 	struct ipc_reply *replies;	/* oldest first */
 	struct ipc_reply **replies_tail;
+	unsigned waiting;		/* slots not yet filled */
+	size_t held;			/* bytes of filled slots held back */
 
 	uint32_t events;		/* subscription mask (sink.h) */
 	char *from;			/* filter: prepared bare JID, or NULL */
@@ -80,13 +85,11 @@ struct ipc {
 	size_t max_output;
 	unsigned accept_pause_ms;	/* after EMFILE/ENFILE */
 	unsigned drop_grace_ms;		/* for a dropped client's last line */
-	unsigned free_grace_ms;		/* for flushing in ipc_free */
 
 	uv_poll_t listener;
 	uv_timer_t accept_timer;
 	uv_prepare_t flusher;
-	uv_timer_t free_timer;
-	unsigned handles;		/* the four above, until closed */
+	unsigned handles;		/* the three above, until closed */
 	bool accept_paused;
 	unsigned long accept_failures;	/* EMFILE/ENFILE seen */
 	bool freeing;
@@ -99,7 +102,8 @@ struct ipc {
 };
 
 /* Queues len bytes (whole lines) for c: the one way out to a client.
- * Past ipc->max_output unwritten bytes the client is dropped. */
+ * Past ipc->max_output unwritten bytes (replies held back behind a
+ * pending one included) the client is dropped. */
 void ipc_client_write(struct ipc_client *c, const char *data, size_t len);
 /* Queues reply (stolen) after every earlier reply of c. */
 void ipc_client_reply(struct ipc_client *c, json_t *reply);

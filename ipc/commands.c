@@ -143,6 +143,10 @@ static void iq_done(void *ud, const struct xml *reply, const char *condition,
 
 static json_t *cmd_iq(struct ipc_client *c, json_t *req, json_t *id)
 {
+	if (c->waiting >= IPC_MAX_WAITING) {
+		return ipc_json_error(id, "resource-constraint",
+			"%u requests are already waiting", c->waiting);
+	}
 	double secs = json_number_value(json_object_get(req, "timeout"));
 	unsigned ms = secs > 0 ? (unsigned)(secs * 1000 + 0.5) : 0;
 	struct iq_wait *w = xcalloc(1, sizeof(*w));
@@ -286,14 +290,14 @@ static const char *const presence_shows[] = { "away", "chat", "dnd", "xa", NULL 
 static const char *const presence_types[] = { "unavailable", NULL };
 
 static const struct arg no_args[] = {
-	{ NULL },
+	{ .name = NULL },
 };
 static const struct arg iq_args[] = {
 	{ "to", ARG_JID, false, NULL, 0, 0 },
 	{ "type", ARG_STRING, true, iq_types, 0, 0 },
 	{ "payload", ARG_STRING, false, NULL, 0, 0 },
 	{ "timeout", ARG_NUMBER, false, NULL, 0.001, 86400 },
-	{ NULL },
+	{ .name = NULL },
 };
 static const struct arg presence_args[] = {
 	{ "to", ARG_JID, false, NULL, 0, 0 },
@@ -301,11 +305,11 @@ static const struct arg presence_args[] = {
 	{ "show", ARG_STRING, false, presence_shows, 0, 0 },
 	{ "status", ARG_STRING, false, NULL, 0, 0 },
 	{ "priority", ARG_INT, false, NULL, -128, 127 },
-	{ NULL },
+	{ .name = NULL },
 };
 static const struct arg raw_args[] = {
 	{ "xml", ARG_STRING, true, NULL, 0, 0 },
-	{ NULL },
+	{ .name = NULL },
 };
 static const struct arg send_args[] = {
 	{ "to", ARG_JID, true, NULL, 0, 0 },
@@ -314,17 +318,17 @@ static const struct arg send_args[] = {
 	{ "subject", ARG_STRING, false, NULL, 0, 0 },
 	{ "thread", ARG_STRING, false, NULL, 0, 0 },
 	{ "msg_id", ARG_STRING, false, NULL, 0, 0 },
-	{ NULL },
+	{ .name = NULL },
 };
 static const struct arg subscribe_args[] = {
 	{ "events", ARG_EVENTS, true, NULL, 0, 0 },
 	{ "since", ARG_INT, false, NULL, 0, 9007199254740992.0 },
 	{ "from", ARG_JID, false, NULL, 0, 0 },
-	{ NULL },
+	{ .name = NULL },
 };
 static const struct arg unsubscribe_args[] = {
 	{ "events", ARG_EVENTS, false, NULL, 0, 0 },
-	{ NULL },
+	{ .name = NULL },
 };
 
 /* Sorted by name: looked up with bsearch. */

@@ -228,9 +228,7 @@ static void unlink_socket(struct ipc *ipc)
 static void schedule_flush(struct ipc_client *c)
 {
 	struct ipc *ipc = c->ipc;
-	if (ipc->freeing) {
-		flush_client(c);
-	} else if (!uv_is_active((uv_handle_t *)&ipc->flusher)) {
+	if (!ipc->freeing && !uv_is_active((uv_handle_t *)&ipc->flusher)) {
 		uv_prepare_start(&ipc->flusher, flush_cb);
 	}
 }
@@ -261,15 +259,20 @@ static void client_drop(struct ipc_client *c)
 	schedule_flush(c);
 }
 
+static bool too_far_behind(struct ipc_client *c)
+{
+	size_t queued = c->out.len + c->held +
+		uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+	return queued > c->ipc->max_output;
+}
+
 void ipc_client_write(struct ipc_client *c, const char *data, size_t len)
 {
 	if (c->closing || c->dropping) {
 		return;
 	}
 	buf_append(&c->out, data, len);
-	size_t queued = c->out.len +
-		uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
-	if (queued > c->ipc->max_output) {
+	if (too_far_behind(c)) {
 		client_drop(c);
 		return;
 	}
@@ -335,6 +338,7 @@ struct ipc_reply *ipc_client_reserve(struct ipc_client *c)
 	struct ipc_reply *r = xcalloc(1, sizeof(*r));
 	*c->replies_tail = r;
 	c->replies_tail = &r->next;
+	c->waiting++;
 	return r;
 }
 
@@ -346,6 +350,7 @@ static void release_replies(struct ipc_client *c)
 		if (c->replies == NULL) {
 			c->replies_tail = &c->replies;
 		}
+		c->held -= r->len;
 		ipc_client_write(c, r->line, r->len);
 		free(r->line);
 		free(r);
@@ -369,8 +374,14 @@ void ipc_client_fill(struct ipc_client *c, struct ipc_reply *slot, json_t *reply
 	}
 	slot->line = buf_steal(&b, &slot->len);
 	slot->ready = true;
-	if (!c->closing) {
-		release_replies(c);
+	c->waiting--;
+	c->held += slot->len;
+	if (c->closing || c->dropping) {
+		return;
+	}
+	release_replies(c);
+	if (!c->closing && !c->dropping && too_far_behind(c)) {
+		client_drop(c);
 	}
 }
 
@@ -447,14 +458,13 @@ static void client_close(struct ipc_client *c)
 }
 
 /* Closes c once nothing more is owed to it: after a drop's last line,
- * or after EOF (or ipc_free) once its replies are written. */
+ * or after EOF once its replies are written. */
 static void maybe_finish(struct ipc_client *c)
 {
 	if (c->closing || c->writing || c->out.len > 0) {
 		return;
 	}
-	if (c->dropping || c->ipc->freeing ||
-			(c->eof && c->replies == NULL)) {
+	if (c->dropping || (c->eof && c->replies == NULL)) {
 		client_close(c);
 	}
 }
@@ -723,24 +733,10 @@ static void ipc_handle_closed(uv_handle_t *h)
 	ipc_maybe_done(ipc);
 }
 
-static void close_free_timer(struct ipc *ipc)
-{
-	uv_handle_t *t = (uv_handle_t *)&ipc->free_timer;
-	if (!uv_is_closing(t)) {
-		uv_close(t, ipc_handle_closed);
-	}
-}
-
 /* Frees ipc once ipc_free was called and every handle has closed. */
 static void ipc_maybe_done(struct ipc *ipc)
 {
-	if (!ipc->freeing) {
-		return;
-	}
-	if (ipc->clients == NULL) {
-		close_free_timer(ipc);
-	}
-	if (ipc->handles > 0 || ipc->clients != NULL) {
+	if (!ipc->freeing || ipc->handles > 0 || ipc->clients != NULL) {
 		return;
 	}
 	sink_finish(&ipc->sink);
@@ -748,26 +744,15 @@ static void ipc_maybe_done(struct ipc *ipc)
 	free(ipc);
 }
 
-static void free_timeout_cb(uv_timer_t *t)
-{
-	struct ipc *ipc = t->data;
-	for (struct ipc_client *c = ipc->clients; c != NULL; c = c->next) {
-		client_close(c);
-	}
-	close_free_timer(ipc);
-}
-
 static void init_handles(struct ipc *ipc)
 {
 	uv_poll_init(ipc->loop, &ipc->listener, ipc->fd);
 	uv_timer_init(ipc->loop, &ipc->accept_timer);
 	uv_prepare_init(ipc->loop, &ipc->flusher);
-	uv_timer_init(ipc->loop, &ipc->free_timer);
 	ipc->listener.data = ipc;
 	ipc->accept_timer.data = ipc;
 	ipc->flusher.data = ipc;
-	ipc->free_timer.data = ipc;
-	ipc->handles = 4;
+	ipc->handles = 3;
 }
 
 struct ipc *ipc_new(uv_loop_t *loop, struct xmppd *x, const struct config *cfg,
@@ -783,7 +768,6 @@ struct ipc *ipc_new(uv_loop_t *loop, struct xmppd *x, const struct config *cfg,
 	ipc->max_output = cfg->max_output ? cfg->max_output : DEFAULT_MAX_OUTPUT;
 	ipc->accept_pause_ms = 1000;
 	ipc->drop_grace_ms = 2000;
-	ipc->free_grace_ms = 1000;
 	if (create_socket(ipc, cause) < 0) {
 		free(ipc->path);
 		free(ipc);
@@ -803,6 +787,23 @@ const char *ipc_path(const struct ipc *ipc)
 	return ipc->path;
 }
 
+/* What the socket takes at once of c's queue, for ipc_free: the daemon
+ * is stopping and there is no later loop turn to count on. */
+static void flush_now(struct ipc_client *c)
+{
+	if (c->closing || c->writing || c->out.len == 0) {
+		return;
+	}
+	uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+	int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+	if (n < 0 || (size_t)n < c->out.len) {
+		log_debug("ipc client %lu: %zu bytes unsent at exit", c->id,
+			n < 0 ? c->out.len : c->out.len - (size_t)n);
+	}
+}
+
+/* Every handle is closing when this returns, each with its own callback,
+ * so a caller may uv_walk the loop and close whatever else is open. */
 void ipc_free(struct ipc *ipc)
 {
 	if (ipc == NULL || ipc->freeing) {
@@ -815,14 +816,7 @@ void ipc_free(struct ipc *ipc)
 	uv_close((uv_handle_t *)&ipc->accept_timer, ipc_handle_closed);
 	uv_close((uv_handle_t *)&ipc->flusher, ipc_handle_closed);
 	for (struct ipc_client *c = ipc->clients; c != NULL; c = c->next) {
-		if (!c->closing) {
-			uv_read_stop((uv_stream_t *)&c->pipe);
-		}
-		flush_client(c);
-		maybe_finish(c);
+		flush_now(c);
+		client_close(c);
 	}
-	if (ipc->clients != NULL) {
-		uv_timer_start(&ipc->free_timer, free_timeout_cb, ipc->free_grace_ms, 0);
-	}
-	ipc_maybe_done(ipc);
 }

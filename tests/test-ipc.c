@@ -353,7 +353,9 @@ static void teardown(void)
 	}
 	ipc_free(ipc);
 	xmppd_free(core);
-	uv_close((uv_handle_t *)&tick, NULL);
+	if (!uv_is_closing((uv_handle_t *)&tick)) {
+		uv_close((uv_handle_t *)&tick, NULL);
+	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 	cr_assert(eq(int, uv_loop_close(&loop), 0), "handles left open");
 	events_finish();
@@ -831,6 +833,56 @@ Test(ipc, replies_keep_request_order_behind_a_pending_iq)
 	json_decref(r);
 }
 
+Test(ipc, replies_held_behind_a_pending_iq_are_bounded)
+{
+	ipc->max_output = 4096;
+	struct tc *t = client();
+	tc_send(t, "{\"cmd\":\"iq\",\"id\":0,\"type\":\"get\"}\n");
+	for (int i = 1; i <= 100; i++) {
+		char line[64];
+		snprintf(line, sizeof(line), "{\"cmd\":\"status\",\"id\":%d}\n", i);
+		tc_send(t, line);
+	}
+	cr_assert(run_until(at_eof, t, WAIT_MS), "not dropped");
+	char *line = tc_line(t);
+	cr_assert(ne(ptr, line, NULL));
+	cr_assert(ne(ptr, strstr(line, "\"too-slow\""), NULL), "%s", line);
+	free(line);
+	cr_assert(eq(ptr, tc_line(t), NULL));
+}
+
+static bool iq_pending_256(void *arg)
+{
+	return stub_iq_pending(core) == 256;
+}
+
+Test(ipc, waiting_requests_are_bounded)
+{
+	struct tc *t = client();
+	struct buf b;
+	buf_init(&b);
+	for (int i = 0; i <= 256; i++) {
+		buf_printf(&b, "{\"cmd\":\"iq\",\"id\":%d,\"type\":\"get\"}\n", i);
+	}
+	tc_write(t, b.data, b.len);
+	buf_finish(&b);
+	cr_assert(run_until(iq_pending_256, NULL, WAIT_MS));
+	settle(10);
+	cr_assert(eq(sz, stub_iq_pending(core), 256));
+	while (stub_iq_fail(core, "not-connected", "gone")) {
+	}
+	for (int i = 0; i < 256; i++) {
+		json_t *r = tc_json(t);
+		cr_assert(eq(i64, jint(r, "id"), i));
+		assert_error(r, "not-connected", "gone");
+		json_decref(r);
+	}
+	json_t *r = tc_json(t);
+	cr_assert(eq(i64, jint(r, "id"), 256));
+	assert_error(r, "resource-constraint", NULL);
+	json_decref(r);
+}
+
 static bool no_clients(void *arg)
 {
 	return ipc->nclients == 0;
@@ -1234,6 +1286,31 @@ Test(ipc, free_flushes_queued_output)
 	ipc = NULL;
 	expect_event(t, "message", s);
 	cr_assert(run_until(at_eof, t, WAIT_MS));
+}
+
+static void close_open_handle(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h)) {
+		uv_close(h, NULL);
+	}
+}
+
+/* main.c's stopped_cb frees ipc, then closes every handle still open. */
+Test(ipc, free_then_closing_every_other_handle_is_safe)
+{
+	struct tc *t = client();
+	json_decref(request(t, "{\"cmd\":\"subscribe\",\"events\":[\"message\"]}\n"));
+	tc_send(t, "{\"cmd\":\"iq\",\"id\":1,\"type\":\"get\"}\n");
+	cr_assert(run_until(iq_pending, (void *)1, WAIT_MS));
+	uint64_t s = publish("message", "bob@example.org", "last words");
+	ipc_free(ipc);
+	ipc = NULL;
+	xmppd_free(core);
+	core = NULL;
+	uv_walk(&loop, close_open_handle, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	expect_event(t, "message", s);
+	cr_assert(run_until(at_eof, t, 0));
 }
 
 Test(ipc, other_uids_are_refused)
