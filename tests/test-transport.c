@@ -894,6 +894,22 @@ Test(transport, bad_ca_file)
 
 /* Connecting -------------------------------------------------------------- */
 
+/* By name: every address "localhost" has is tried in order (where it
+ * also has ::1, the refused IPv6 attempt falls through to 127.0.0.1). */
+Test(transport, connects_by_name)
+{
+	srv_start(SRV_ECHO, certs.good, NULL);
+	client_config(true);
+	cl.cfg.host = "localhost";
+	cl.expect = 4;
+	client_start(&ping_scn);
+	client_run();
+	srv_join();
+
+	cr_assert(eq(int, cl.errors, 0), "error: %s", cl.reason);
+	cr_assert(got_equals(&cl.got, "ping", 4));
+}
+
 Test(transport, connection_refused)
 {
 	int port;
