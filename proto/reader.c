@@ -434,6 +434,10 @@ static void on_start(void *ud, const xmlChar *name, const xmlChar *prefix,
 		fail(r, "policy-violation", "stanza nested too deep");
 		return;
 	}
+	if (uri != NULL && strcmp((const char *)uri, NS_XML) == 0) {
+		fail(r, "bad-format", "element in the XML namespace");
+		return;
+	}
 	flush_text(r);
 	struct xml *x = new_element(r, name, uri, nattrs, attrs);
 	if (x == NULL) {

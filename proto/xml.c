@@ -237,6 +237,14 @@ static bool put_attr(struct buf *out, const char *name, const char *value)
 	return true;
 }
 
+/* Namespaces that can never be a default namespace (Namespaces in XML
+ * 1.0, section 3). */
+static bool reserved_ns(const char *ns)
+{
+	return strcmp(ns, "http://www.w3.org/XML/1998/namespace") == 0 ||
+		strcmp(ns, "http://www.w3.org/2000/xmlns/") == 0;
+}
+
 static bool put_start_tag(const struct xml *x, const char *scope,
 	struct buf *out)
 {
@@ -245,6 +253,9 @@ static bool put_start_tag(const struct xml *x, const char *scope,
 	}
 	buf_putc(out, '<');
 	buf_puts(out, x->name);
+	if (x->ns != NULL && reserved_ns(x->ns)) {
+		return false;
+	}
 	if (x->ns != NULL && (scope == NULL || strcmp(x->ns, scope) != 0)) {
 		if (!put_attr(out, "xmlns", x->ns)) {
 			return false;

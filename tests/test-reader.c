@@ -1122,3 +1122,11 @@ Test(reader, entities_in_namespace_uris_are_decoded)
 		"stanza <m xmlns=\"a&amp;b\"/>\n"));
 	rec_finish(&t);
 }
+
+/* Found by fuzz-reader: <xml:x/> is an element in the XML namespace,
+ * which cannot be written back as a default namespace. */
+Test(reader, elements_in_the_xml_namespace_are_refused)
+{
+	check_refused(NULL, "<xml:lang/>", "bad-format");
+	check_refused(NULL, "<m><xml:x/></m>", "bad-format");
+}

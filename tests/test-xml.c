@@ -379,3 +379,13 @@ Test(xml, round_trip_through_reader)
 	check_round_trip("<m>caf\xc3\xa9 \xf0\x9f\x98\x80</m>",
 		"<m>caf\xc3\xa9 \xf0\x9f\x98\x80</m>");
 }
+
+Test(xml, reserved_namespaces_are_refused)
+{
+	struct xml *x = xml_new("lang", NS_XML);
+	check_out(x, NULL, NULL);
+	xml_free(x);
+	x = xml_new("a", "http://www.w3.org/2000/xmlns/");
+	check_out(x, NULL, NULL);
+	xml_free(x);
+}
