@@ -216,19 +216,20 @@ static void init_library(void)
 	done = true;
 }
 
-/* Records an error found while libxml2 is running; the first one wins. */
+/* Records an error found while libxml2 is running (the first one wins)
+ * and stops the parser, also when libxml2's own error came first. */
 static void fail(struct reader *r, const char *condition, const char *text)
 {
+	if (r->parsing && r->ctxt != NULL && !r->stopped) {
+		xmlStopParser(r->ctxt);
+		r->stopped = true;
+	}
 	if (r->failed) {
 		return;
 	}
 	r->failed = true;
 	r->condition = condition;
 	r->errtext = xstrdup(text);
-	if (r->parsing && r->ctxt != NULL) {
-		xmlStopParser(r->ctxt);
-		r->stopped = true;
-	}
 }
 
 /* True when callbacks must do nothing: failed, stopped or restarting. */
