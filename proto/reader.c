@@ -292,6 +292,33 @@ static void on_text(void *ud, const xmlChar *s, int len)
 	}
 }
 
+/* libxml2 2.9 lets overlong UTF-8 sequences through in CDATA sections
+ * (its other paths refuse them, and it checks code points everywhere).
+ * Continuation bytes never equal these lead bytes, so any position may
+ * be tested. */
+static bool has_overlong(const xmlChar *s, int len)
+{
+	for (int i = 0; i < len; i++) {
+		if (s[i] == 0xc0 || s[i] == 0xc1) {
+			return true;
+		}
+		if (i + 1 < len && ((s[i] == 0xe0 && s[i + 1] < 0xa0) ||
+				(s[i] == 0xf0 && s[i + 1] < 0x90))) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void on_cdata(void *ud, const xmlChar *s, int len)
+{
+	if (has_overlong(s, len)) {
+		fail(ud, "not-well-formed", "invalid UTF-8 in a CDATA section");
+		return;
+	}
+	on_text(ud, s, len);
+}
+
 /* With options 0 libxml2 hands "&amp;" (and "&#38;") in attribute values,
  * namespace URIs included, on as "&#38;"; a raw "&" cannot occur there,
  * so every "&" starts one. Returns a new string. */
@@ -593,7 +620,7 @@ static xmlSAXHandler sax_handler = {
 	.startDocument = on_start_document,
 	.characters = on_text,
 	.ignorableWhitespace = on_text,
-	.cdataBlock = on_text,
+	.cdataBlock = on_cdata,
 	.startElementNs = on_start,
 	.endElementNs = on_end,
 	.serror = on_error,

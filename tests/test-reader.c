@@ -1130,3 +1130,28 @@ Test(reader, elements_in_the_xml_namespace_are_refused)
 	check_refused(NULL, "<xml:lang/>", "bad-format");
 	check_refused(NULL, "<m><xml:x/></m>", "bad-format");
 }
+
+/* Found by fuzz-reader: libxml2 2.9 accepts overlong UTF-8 inside CDATA
+ * sections, and such a stanza could not be serialized. */
+Test(reader, overlong_utf8_in_cdata_is_refused)
+{
+	check_refused(NULL, "<a><![CDATA[x\xf0\x80\x98\x9fy]]></a>",
+		"not-well-formed");
+	check_refused(NULL, "<a><![CDATA[\xe0\x80\xaf]]></a>", "not-well-formed");
+	check_refused(NULL, "<a><![CDATA[\xc0\xaf]]></a>", "not-well-formed");
+	check_refused(NULL, "<a><![CDATA[\xc1]]></a>", "not-well-formed");
+}
+
+Test(reader, multibyte_cdata_split_anywhere)
+{
+	const char *s = HEADER "<a><![CDATA[\xc3\xa9\xe2\x82\xac\xf0\x9f\x98"
+		"\x80\xe0\xa0\x80\xf0\x90\x80\x80]]></a>";
+	size_t len = strlen(s);
+	for (size_t at = 0; at <= len; at++) {
+		char *log = log_of_split(s, len, at);
+		cr_assert(eq(str, log, "open version=1.0 xmlns=jabber:client\n"
+			"stanza <a>\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+			"\xe0\xa0\x80\xf0\x90\x80\x80</a>\n"), "at %zu", at);
+		free(log);
+	}
+}
