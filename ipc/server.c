@@ -791,7 +791,9 @@ const char *ipc_path(const struct ipc *ipc)
  * is stopping and there is no later loop turn to count on. */
 static void flush_now(struct ipc_client *c)
 {
-	if (c->closing || c->writing || c->out.len == 0) {
+	/* While an earlier write still has bytes to go, uv_try_write says
+	 * UV_EAGAIN rather than overtake it. */
+	if (c->closing || c->out.len == 0) {
 		return;
 	}
 	uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);

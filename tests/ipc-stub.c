@@ -111,10 +111,14 @@ void xmppd_start(struct xmppd *x)
 {
 }
 
+/* Stops at once, as the core does when it is offline. */
 void xmppd_quit(struct xmppd *x)
 {
 	x->quit = true;
 	x->state = XMPPD_STOPPING;
+	if (x->stopped_cb != NULL) {
+		x->stopped_cb(x->stopped_ud);
+	}
 }
 
 void xmppd_on_stopped(struct xmppd *x, void (*cb)(void *ud), void *ud)

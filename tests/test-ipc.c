@@ -591,6 +591,37 @@ Test(ipc, quit_replies_then_quits)
 	json_decref(r);
 }
 
+static void stop_ipc(void *ud)
+{
+	ipc_free(ipc);
+	ipc = NULL;
+}
+
+static bool output_queued(void *arg)
+{
+	return ipc->clients != NULL && ipc->clients->out.len > 0;
+}
+
+/* The core may stop, and main free the socket, inside the quit command,
+ * while an earlier reply's write is still in flight. */
+Test(ipc, quit_reply_survives_an_immediate_stop)
+{
+	xmppd_on_stopped(core, stop_ipc, NULL);
+	struct tc *t = client();
+	tc_send(t, "{\"cmd\":\"status\",\"id\":1}\n");
+	cr_assert(run_until(output_queued, NULL, WAIT_MS));
+	tc_send(t, "{\"cmd\":\"quit\",\"id\":2}\n");
+	json_t *r = tc_json(t);
+	cr_assert(eq(i64, jint(r, "id"), 1));
+	json_decref(r);
+	r = tc_json(t);
+	cr_assert(eq(i64, jint(r, "id"), 2));
+	assert_ok(r);
+	json_decref(r);
+	cr_assert(run_until(at_eof, t, WAIT_MS));
+	cr_assert(eq(ptr, ipc, NULL));
+}
+
 /* ---- framing ---- */
 
 Test(ipc, partial_lines_across_writes)
