@@ -65,9 +65,7 @@ def main():
 					if line.strip():
 						print("    " + line.rstrip())
 			x.start()
-			c = x.client()
-			c.trace = show(acct.user.split("_")[0])
-			print("  %s  <- %s" % (" " * 5, json.dumps(c.greeting)))
+			c = F.IpcClient(x.socket, trace=show(acct.user.split("_")[0]))
 			c.ok("subscribe", events=["message", "state"])
 			st = c.wait_state(("online", "auth-failed", "tls-failed"), 20)
 			F.check(st.get("state") == "online", "not online: %r" % st)

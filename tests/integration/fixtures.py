@@ -680,14 +680,14 @@ class IpcClient:
 	"""A client of xmppd's control socket (JSON lines, DESIGN.md 4).
 	Events that arrive while waiting for a reply are kept in .events."""
 
-	def __init__(self, path, timeout=5, greeting=True):
+	def __init__(self, path, timeout=5, greeting=True, trace=None):
 		self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 		self.sock.settimeout(timeout)
 		self.sock.connect(path)
 		self.reader = LineReader(self.sock.fileno())
 		self.events = []
 		self.next_id = 1
-		self.trace = None  # trace(direction, line): "->" or "<-"
+		self.trace = trace  # trace(direction, line): "->" or "<-"
 		self.greeting = self.read(timeout) if greeting else None
 		if greeting:
 			check(self.greeting.get("event") == "hello",
