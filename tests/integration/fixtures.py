@@ -320,9 +320,11 @@ class Prosody(Server):
 
 	name = "prosody"
 
+	# offline: a message to a bare JID that overtakes the recipient's
+	# initial presence is kept and delivered with it, as on any server.
 	MODULES = ("tls", "saslauth", "roster", "disco", "ping", "presence",
-		"message", "iq", "smacks", "carbons", "mam", "blocklist", "posix",
-		"stanza_debug")
+		"message", "iq", "offline", "smacks", "carbons", "mam", "blocklist",
+		"posix", "stanza_debug")
 
 	def __init__(self, ws, certs):
 		super().__init__(ws, certs)
@@ -350,7 +352,7 @@ http_ports = {{ }}
 https_ports = {{ }}
 modules_enabled = {{
 {mods}}}
-modules_disabled = {{ "s2s", "offline" }}
+modules_disabled = {{ "s2s" }}
 c2s_require_encryption = true
 allow_registration = false
 authentication = "internal_plain"
