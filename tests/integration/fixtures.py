@@ -619,7 +619,7 @@ class LineReader:
 class Peer:
 	"""The slixmpp peer (peer.py) in a subprocess."""
 
-	def __init__(self, ws, account, cafile, log_path):
+	def __init__(self, account, cafile, log_path):
 		self.account = account
 		self.log_path = log_path
 		self.events = []

@@ -109,7 +109,7 @@ class Context:
 	def peer(self, account):
 		"""A slixmpp client for account, logged in (trusting the test
 		CA)."""
-		p = F.Peer(self.ws, account, self.certs.ca.cert,
+		p = F.Peer(account, self.certs.ca.cert,
 			self.ws.path("peer-%s.log" % account.user))
 		self._owned.append(p)
 		return p.wait_online()
