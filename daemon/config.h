@@ -62,16 +62,21 @@ void config_finish(struct config *c);
  * so is having more than one of password, password_file,
  * password_command. Warns (log_warnx) when the file is readable by group
  * or others while it holds a password.
+ * On error c is back to its defaults (secrets wiped); on success
+ * c->path is a copy of path. Relative paths in the file are taken from
+ * the file's directory, "~/" from $HOME. xmppd.conf(5) has every key.
  */
 int config_load(struct config *c, const char *path, char **cause);
 /* The default config path: $XDG_CONFIG_HOME/xmppd/xmppd.conf or
- * ~/.config/xmppd/xmppd.conf; caller frees. */
+ * ~/.config/xmppd/xmppd.conf; caller frees. NULL if there is no home
+ * directory at all (config_load then says so). */
 char *config_default_path(void);
 /*
  * Obtains the password: config value, else the first line of
  * password_file, else the first line of password_command's output (run
  * with /bin/sh -c, stdin from /dev/null, bounded output). Returns a new
- * string (wipe it: freezero_str) or NULL with *cause set.
+ * string (wipe it: freezero_str) or NULL with *cause set (caller frees).
+ * A password_command blocks the caller until the command exits.
  */
 char *config_password(const struct config *c, char **cause);
 
