@@ -463,10 +463,11 @@ static char *check_host(char **value)
 	return NULL;
 }
 
-/* The file is opened now, so a typo shows at load time, not at login. */
+/* The file is opened now, so a typo shows at load time, not at login
+ * (O_NONBLOCK: a FIFO must not hang the check). */
 static char *check_readable(char **value)
 {
-	int fd = open(*value, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = open(*value, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		return xstrdup(strerror(errno));
 	}
@@ -657,14 +658,17 @@ static int on_pair(void *user, const char *section, const char *name,
  * may hold a secret. */
 static void fail_syntax(struct load *ld, int line)
 {
-	ld->lineno = line;
 	const char *text = ld->data + ld->line_start;
 	size_t n = ld->line_len;
 	while (n > 0 && isspace((unsigned char)*text)) {
 		text++;
 		n--;
 	}
-	if (strncasecmp(text, "password", 8) == 0 || n == 0) {
+	while (n > 0 && isspace((unsigned char)text[n - 1])) {
+		n--;
+	}
+	if (ld->lineno != line || n == 0 || strncasecmp(text, "password", 8) == 0) {
+		ld->lineno = line;
 		fail(ld, "expected 'key = value' or '[section]'");
 		return;
 	}

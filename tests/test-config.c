@@ -345,6 +345,8 @@ ParameterizedTestParameters(config, rejects_with_file_and_line)
 			":2: [server] host: missing value" },
 		{ "[account]\njid = a@b.c\nnonsense\n",
 			":3: expected 'key = value' or '[section]', not 'nonsense'" },
+		{ "[account]\r\njid = a@b.c\r\nbad line \r\n",
+			":3: expected 'key = value' or '[section]', not 'bad line'" },
 		{ "[account\njid = a@b.c\n",
 			":1: expected 'key = value' or '[section]', not '[account'" },
 		{ "[presence]\nstatus = one\n  status two\n",
