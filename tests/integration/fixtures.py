@@ -33,6 +33,10 @@ class TestFailure(AssertionError):
 	"""A check failed."""
 
 
+class ReadTimeout(TestFailure):
+	"""Nothing to read within the time allowed."""
+
+
 def check(cond, what):
 	"""Raises TestFailure(what) unless cond holds."""
 	if not cond:
@@ -602,7 +606,7 @@ class LineReader:
 				return None
 			left = deadline - time.monotonic()
 			if left <= 0:
-				raise TestFailure("no line within %.1fs" % timeout)
+				raise ReadTimeout("no line within %.1fs" % timeout)
 			r, _, _ = select.select([self.fd], [], [], left)
 			if not r:
 				continue
@@ -616,7 +620,31 @@ class LineReader:
 		return line
 
 
-class Peer:
+class EventQueue:
+	"""Events kept until a test asks for them. A subclass sets .events
+	and .name and reads the next event with _next_event(timeout), which
+	raises ReadTimeout when none came."""
+
+	def wait_event(self, pred, timeout=10, what="event"):
+		"""The first event (collected or new) satisfying pred; it is
+		removed from the collected ones."""
+		deadline = time.monotonic() + timeout
+		while True:
+			for i, ev in enumerate(self.events):
+				if pred(ev):
+					return self.events.pop(i)
+			left = deadline - time.monotonic()
+			if left <= 0:
+				raise TestFailure("%s: no %s within %.1fs; events seen: %s"
+					% (self.name, what, timeout,
+						json.dumps(self.events[-6:])[:1500]))
+			try:
+				self.events.append(self._next_event(left))
+			except ReadTimeout:
+				continue
+
+
+class Peer(EventQueue):
 	"""The slixmpp peer (peer.py) in a subprocess."""
 
 	def __init__(self, account, cafile, log_path):
@@ -631,6 +659,7 @@ class Peer:
 			start_new_session=True)
 		self.reader = LineReader(self.proc.stdout.fileno())
 		self.jid = None
+		self.name = "slixmpp peer " + account.jid
 
 	def wait_online(self, timeout=20):
 		ev = self.wait_event(lambda e: e["event"] in ("online", "failed"),
@@ -644,26 +673,12 @@ class Peer:
 		self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
 		self.proc.stdin.flush()
 
-	def wait_event(self, pred, timeout=10):
-		"""The first event (collected or new) satisfying pred; it is
-		removed from the collected ones."""
-		deadline = time.monotonic() + timeout
-		while True:
-			for i, ev in enumerate(self.events):
-				if pred(ev):
-					return self.events.pop(i)
-			left = deadline - time.monotonic()
-			if left <= 0:
-				raise TestFailure("slixmpp peer: no matching event in "
-					"%.1fs; saw %s" % (timeout, self.events[-5:]))
-			try:
-				line = self.reader.readline(left)
-			except TestFailure:
-				continue
-			if line is None:
-				raise TestFailure("slixmpp peer exited (%s): %s" % (
-					self.proc.poll(), tail(self.log_path, 15)))
-			self.events.append(json.loads(line))
+	def _next_event(self, timeout):
+		line = self.reader.readline(timeout)
+		if line is None:
+			raise TestFailure("slixmpp peer exited (%s): %s" % (
+				self.proc.poll(), tail(self.log_path, 15)))
+		return json.loads(line)
 
 	def stop(self):
 		if self.proc.poll() is None:
@@ -678,7 +693,7 @@ class Peer:
 		self.stderr.close()
 
 
-class IpcClient:
+class IpcClient(EventQueue):
 	"""A client of xmppd's control socket (JSON lines, DESIGN.md 4).
 	Events that arrive while waiting for a reply are kept in .events."""
 
@@ -688,6 +703,7 @@ class IpcClient:
 		self.sock.connect(path)
 		self.reader = LineReader(self.sock.fileno())
 		self.events = []
+		self.name = "xmppd client"
 		self.next_id = 1
 		self.trace = trace  # trace(direction, line): "->" or "<-"
 		self.greeting = self.read(timeout) if greeting else None
@@ -750,28 +766,10 @@ class IpcClient:
 		check(reply["ok"] is True, "%s failed: %r" % (cmd, reply))
 		return reply
 
-	def wait_event(self, pred, timeout=10, what="event"):
-		"""The first event (collected or new) satisfying pred; it is
-		removed from the collected ones."""
-		deadline = time.monotonic() + timeout
-		while True:
-			for i, ev in enumerate(self.events):
-				if pred(ev):
-					return self.events.pop(i)
-			left = deadline - time.monotonic()
-			if left <= 0:
-				raise TestFailure("no %s within %.1fs; events seen: %s"
-					% (what, timeout, json.dumps(self.events[-6:])[:1500]))
-			try:
-				obj = self.read(left)
-			except TestFailure as e:
-				if "no line within" in str(e):
-					continue
-				raise
-			if "event" in obj:
-				self.events.append(obj)
-			else:
-				raise TestFailure("unexpected reply line: %r" % obj)
+	def _next_event(self, timeout):
+		obj = self.read(timeout)
+		check("event" in obj, "unexpected reply line: %r" % obj)
+		return obj
 
 	def wait_state(self, states, timeout=20):
 		"""Waits until xmppd's state is one of states (this client must

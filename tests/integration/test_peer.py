@@ -5,12 +5,18 @@ import time
 from fixtures import check
 
 
-def test_slixmpp_to_xmppd(ctx):
+def alice_and_peer(ctx):
+	"""alice online in xmppd and bob in slixmpp: (alice's client,
+	alice's full JID, the peer)."""
 	a, b = ctx.account("alice"), ctx.account("bob")
 	ax, ac = ctx.online(a)
-	peer = ctx.peer(b)
+	return ac, ac.ok("status")["jid"], ctx.peer(b)
+
+
+def test_slixmpp_to_xmppd(ctx):
+	ac, a_full, peer = alice_and_peer(ctx)
 	body = "from slixmpp %f" % time.time()
-	peer.command(op="send", to=a.jid, body=body)
+	peer.command(op="send", to=a_full.split("/")[0], body=body)
 	ev = ac.wait_event(lambda e: e.get("event") == "message"
 		and e.get("body") == body, 10, "slixmpp's message")
 	check(ev.get("from") == peer.jid, "from %r, not %s" % (ev.get("from"),
@@ -18,10 +24,7 @@ def test_slixmpp_to_xmppd(ctx):
 
 
 def test_xmppd_to_slixmpp(ctx):
-	a, b = ctx.account("alice"), ctx.account("bob")
-	ax, ac = ctx.online(a)
-	a_full = ac.ok("status")["jid"]
-	peer = ctx.peer(b)
+	ac, a_full, peer = alice_and_peer(ctx)
 	body = "to slixmpp \u00e9\u00e8 <b>&amp; %f" % time.time()
 	ac.ok("send", to=peer.jid, body=body)
 	ev = peer.wait_event(lambda e: e.get("event") == "message"
@@ -32,10 +35,7 @@ def test_xmppd_to_slixmpp(ctx):
 
 
 def test_disco_info_answered(ctx):
-	a, b = ctx.account("alice"), ctx.account("bob")
-	ax, ac = ctx.online(a)
-	a_full = ac.ok("status")["jid"]
-	peer = ctx.peer(b)
+	ac, a_full, peer = alice_and_peer(ctx)
 	peer.command(op="disco", to=a_full)
 	ev = peer.wait_event(lambda e: e.get("event") == "disco", 15)
 	check(ev.get("ok"), "disco#info to xmppd failed: %r" % ev)
@@ -48,10 +48,7 @@ def test_disco_info_answered(ctx):
 
 
 def test_ping_answered(ctx):
-	a, b = ctx.account("alice"), ctx.account("bob")
-	ax, ac = ctx.online(a)
-	a_full = ac.ok("status")["jid"]
-	peer = ctx.peer(b)
+	ac, a_full, peer = alice_and_peer(ctx)
 	peer.command(op="ping", to=a_full)
 	ev = peer.wait_event(lambda e: e.get("event") == "ping", 15)
 	check(ev.get("ok"), "ping to xmppd failed: %r" % ev)
@@ -60,10 +57,7 @@ def test_ping_answered(ctx):
 def test_unknown_iq_gets_error(ctx):
 	"""An IQ get of a namespace xmppd does not serve is answered with
 	service-unavailable, not left unanswered."""
-	a, b = ctx.account("alice"), ctx.account("bob")
-	ax, ac = ctx.online(a)
-	a_full = ac.ok("status")["jid"]
-	peer = ctx.peer(b)
+	ac, a_full, peer = alice_and_peer(ctx)
 	peer.command(op="iq", to=a_full,
 		payload="<query xmlns='urn:example:nothing'/>")
 	ev = peer.wait_event(lambda e: e.get("event") == "iq", 15)
