@@ -58,5 +58,9 @@ bool sm_ack(struct sm *sm, uint32_t h, void (*ack)(void *ud, uint64_t tag),
 /* Removes and returns every queued entry (caller frees each .data and
  * the array); *n gets the count. */
 struct sm_entry *sm_take_queue(struct sm *sm, size_t *n);
+/* The index of the first queue entry sent in the current session:
+ * entries before it are left over from a session that was reset and
+ * belong to the owner alone (they are never acknowledged or resent). */
+size_t sm_session_first(const struct sm *sm);
 
 #endif

@@ -12,7 +12,14 @@
  * Negotiation elements are written by hand in the exact form the server
  * sees in the transcripts (single quotes, fixed ids); stanzas from the
  * owner go through the serializer.
+ *
+ * Stream management (XEP-0198) lives in the caller's struct sm, which
+ * outlives streams: this stream only sets sm->enabled while it manages
+ * the session itself (sm_enabled), and counts inbound stanzas from the
+ * moment it sends <enable/> or gets <resumed/> (sm_counting), so that
+ * stanzas racing <enabled/> are counted as the XEP says.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +28,7 @@
 #include "proto/ns.h"
 #include "proto/reader.h"
 #include "proto/sasl.h"
+#include "proto/sm.h"
 #include "proto/stream.h"
 #include "proto/xml.h"
 
@@ -54,6 +62,11 @@ struct stream {
 	bool was_online;
 	char *bound_jid;
 	struct xml *features;	/* of the current stream, a copy */
+
+	struct sm *sm;		/* the caller's, or NULL */
+	bool sm_counting;	/* inbound stanzas count toward sm->h_in */
+	bool sm_enabled;	/* <enabled/> or <resumed/> on this stream */
+	unsigned sm_unrequested; /* stanzas sent since our last <r/> */
 };
 
 static const char *const state_names[] = {
@@ -65,6 +78,8 @@ static const char *const state_names[] = {
 	[STREAM_AUTH] = "auth",
 	[STREAM_BIND] = "bind",
 	[STREAM_SESSION] = "session",
+	[STREAM_ENABLE] = "enable",
+	[STREAM_RESUME] = "resume",
 	[STREAM_ONLINE] = "online",
 	[STREAM_CLOSING] = "closing",
 	[STREAM_CLOSED] = "closed",
@@ -121,13 +136,24 @@ static bool can_send(const struct stream *s)
 		&& s->state != STREAM_CLOSING && !is_over(s);
 }
 
+/* The stream no longer manages the session (it stays resumable). */
+static void sm_detach(struct stream *s)
+{
+	if (s->sm_enabled) {
+		s->sm->enabled = false;
+	}
+	s->sm_enabled = false;
+	s->sm_counting = false;
+}
+
 /*
- * Ends the stream: optionally sends a stream error, closes our side if it
- * is still open, and reports exactly once. cond and text may point into
- * the element being handled: they are used before anything is freed.
+ * Ends the stream: optionally sends a stream error (error is what goes
+ * inside <stream:error/>), closes our side if it is still open, and
+ * reports exactly once. cond and text may point into the element being
+ * handled: they are used before anything is freed.
  */
 static void fail_with(struct stream *s, enum stream_fail kind,
-	const char *send_cond, const char *cond, const char *text)
+	const char *error, const char *cond, const char *text)
 {
 	if (is_over(s)) {
 		return;
@@ -135,14 +161,14 @@ static void fail_with(struct stream *s, enum stream_fail kind,
 	if (can_send(s)) {
 		struct buf b;
 		buf_init(&b);
-		if (send_cond != NULL) {
-			buf_printf(&b, "<stream:error><%s xmlns='%s'/></stream:error>",
-				send_cond, NS_STREAM_ERRORS);
+		if (error != NULL) {
+			buf_printf(&b, "<stream:error>%s</stream:error>", error);
 		}
 		buf_puts(&b, "</stream:stream>");
 		emit_buf(s, &b);
 	}
 	enter(s, STREAM_FAILED);
+	sm_detach(s);
 	if (s->reader != NULL) {
 		/* Stops the parser: nothing more is delivered from this feed. */
 		reader_restart(s->reader);
@@ -159,7 +185,9 @@ static void fail(struct stream *s, enum stream_fail kind, const char *cond,
 /* Our own protocol complaint: a stream error to the server, then fail. */
 static void fail_protocol(struct stream *s, const char *cond, const char *text)
 {
-	fail_with(s, STREAM_FAIL_PROTOCOL, cond, cond, text);
+	char *error = xasprintf("<%s xmlns='%s'/>", cond, NS_STREAM_ERRORS);
+	fail_with(s, STREAM_FAIL_PROTOCOL, error, cond, text);
+	free(error);
 }
 
 static bool is_element(const struct xml *x, const char *name, const char *ns)
@@ -315,6 +343,8 @@ static void send_bind(struct stream *s, const char *id, const char *resource)
 
 static void start_auth(struct stream *s, const struct xml *features);
 static void start_bind(struct stream *s, const struct xml *features);
+static bool can_resume(const struct stream *s, const struct xml *features);
+static void send_resume(struct stream *s);
 
 static void on_features(struct stream *s, struct xml *x)
 {
@@ -339,6 +369,8 @@ static void on_features(struct stream *s, struct xml *x)
 	}
 	if (!s->authenticated) {
 		start_auth(s, x);
+	} else if (can_resume(s, x)) {
+		send_resume(s);
 	} else {
 		start_bind(s, x);
 	}
@@ -534,6 +566,8 @@ static void go_online(struct stream *s)
 	s->cb->online(s->ud, s->bound_jid);
 }
 
+static void maybe_enable(struct stream *s);
+
 /* Is x the result or error of our IQ with this id? */
 static bool is_reply(const struct xml *x, const char *id)
 {
@@ -604,7 +638,7 @@ static void on_bind_result(struct stream *s, struct xml *x)
 		enter(s, STREAM_SESSION);
 		return;
 	}
-	go_online(s);
+	maybe_enable(s);
 }
 
 static void on_session_result(struct stream *s, struct xml *x)
@@ -615,7 +649,275 @@ static void on_session_result(struct stream *s, struct xml *x)
 	} else if (is_error(x)) {
 		fail_iq(s, x);
 	} else {
+		maybe_enable(s);
+	}
+}
+
+/* ---- stream management ---- */
+
+static bool is_stanza(const struct xml *x)
+{
+	return x->kind == XML_ELEMENT && x->ns != NULL
+		&& strcmp(x->ns, NS_CLIENT) == 0
+		&& (strcmp(x->name, "message") == 0
+			|| strcmp(x->name, "presence") == 0
+			|| strcmp(x->name, "iq") == 0);
+}
+
+/* An xs:unsignedInt: 1 to 10 digits, at most 2^32 - 1. */
+static bool parse_u32(const char *v, uint32_t *out)
+{
+	size_t n = v != NULL ? strspn(v, "0123456789") : 0;
+	if (n == 0 || n > 10 || v[n] != '\0') {
+		return false;
+	}
+	unsigned long long u = strtoull(v, NULL, 10);
+	if (u > UINT32_MAX) {
+		return false;
+	}
+	*out = (uint32_t)u;
+	return true;
+}
+
+/* Hands a stanza to the owner; it counts once cb.stanza has handled it. */
+static void deliver(struct stream *s, struct xml *x)
+{
+	s->cb->stanza(s->ud, x);
+	if (s->sm_counting && is_stanza(x)) {
+		s->sm->h_in++;
+	}
+}
+
+static void send_r(struct stream *s)
+{
+	emit_str(s, "<r xmlns='" NS_SM "'/>");
+	s->sm_unrequested = 0;
+}
+
+/* One more stanza went out under management: ask for an ack now and
+ * then, so a burst is acknowledged without the owner's timer. */
+static void count_sent(struct stream *s)
+{
+	if (++s->sm_unrequested >= STREAM_SM_REQUEST_EVERY) {
+		send_r(s);
+	}
+}
+
+/* The server acknowledged more than we sent: XEP-0198 section 4. */
+static void fail_too_high(struct stream *s, uint32_t h)
+{
+	char *error = xasprintf("<undefined-condition xmlns='%s'/>"
+		"<text xmlns='%s'>h too high</text>"
+		"<handled-count-too-high xmlns='%s' h='%" PRIu32 "' "
+		"send-count='%" PRIu32 "'/>", NS_STREAM_ERRORS,
+		NS_STREAM_ERRORS, NS_SM, h, s->sm->h_out);
+	fail_with(s, STREAM_FAIL_PROTOCOL, error, "undefined-condition",
+		"h too high");
+	free(error);
+}
+
+/* sm_ack with cb.acked; false (the stream failed) if h is too high. */
+static bool apply_ack(struct stream *s, uint32_t h)
+{
+	if (!sm_ack(s->sm, h, s->cb->acked, s->ud)) {
+		fail_too_high(s, h);
+		return false;
+	}
+	return true;
+}
+
+static void on_r(struct stream *s)
+{
+	if (!can_send(s)) {
+		return;
+	}
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "<a xmlns='%s' h='%" PRIu32 "'/>", NS_SM, s->sm->h_in);
+	emit_buf(s, &b);
+}
+
+static void on_a(struct stream *s, const struct xml *x)
+{
+	uint32_t h;
+	if (!parse_u32(xml_attr(x, "h"), &h)) {
+		fail_protocol(s, "bad-format", "<a/> without a valid h");
+		return;
+	}
+	apply_ack(s, h);
+}
+
+/* Handles <r/> and <a/> while counting; false if x is something else. */
+static bool on_sm_nonza(struct stream *s, const struct xml *x)
+{
+	if (!s->sm_counting || x->ns == NULL || strcmp(x->ns, NS_SM) != 0) {
+		return false;
+	}
+	if (strcmp(x->name, "r") == 0) {
+		on_r(s);
+		return true;
+	}
+	if (strcmp(x->name, "a") == 0) {
+		on_a(s, x);
+		return true;
+	}
+	return false;
+}
+
+/* After bind (and session): a fresh session, managed if offered. */
+static void maybe_enable(struct stream *s)
+{
+	if (s->sm == NULL) {
 		go_online(s);
+		return;
+	}
+	/* Whatever session the state held is abandoned now; the queue stays
+	 * for the owner. */
+	sm_reset_session(s->sm);
+	if (xml_child(s->features, "sm", NS_SM) == NULL) {
+		go_online(s);
+		return;
+	}
+	s->sm_counting = true;
+	emit_str(s, "<enable xmlns='" NS_SM "' resume='true'/>");
+	enter(s, STREAM_ENABLE);
+}
+
+static char *attr_copy(const struct xml *x, const char *name)
+{
+	const char *v = xml_attr(x, name);
+	return v != NULL && v[0] != '\0' ? xstrdup(v) : NULL;
+}
+
+static void on_enabled(struct stream *s, const struct xml *x)
+{
+	struct sm *sm = s->sm;
+	const char *resume = xml_attr(x, "resume");
+	free(sm->id);
+	free(sm->location);
+	free(sm->jid);
+	sm->id = attr_copy(x, "id");
+	sm->location = attr_copy(x, "location");
+	sm->jid = xstrdup(s->bound_jid);
+	if (!parse_u32(xml_attr(x, "max"), &sm->max)) {
+		sm->max = 0;
+	}
+	sm->resumable = sm->id != NULL && resume != NULL
+		&& (strcmp(resume, "true") == 0 || strcmp(resume, "1") == 0);
+	sm->enabled = true;
+	s->sm_enabled = true;
+	s->sm_unrequested = 0;
+	go_online(s);
+}
+
+static void on_enable_answer(struct stream *s, struct xml *x)
+{
+	if (on_sm_nonza(s, x)) {
+		return;
+	}
+	if (is_stanza(x)) {
+		deliver(s, x);
+	} else if (is_element(x, "enabled", NS_SM)) {
+		on_enabled(s, x);
+	} else if (is_element(x, "failed", NS_SM)) {
+		s->sm_counting = false;
+		go_online(s);
+	} else {
+		fail_protocol(s, "unsupported-stanza-type",
+			"expected <enabled/> or <failed/>");
+	}
+}
+
+static bool can_resume(const struct stream *s, const struct xml *features)
+{
+	return s->sm != NULL && s->sm->resumable && s->sm->id != NULL
+		&& s->sm->jid != NULL && xml_child(features, "sm", NS_SM) != NULL;
+}
+
+static void send_resume(struct stream *s)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "<resume xmlns='%s' h='%" PRIu32 "' previd='", NS_SM,
+		s->sm->h_in);
+	put_escaped(&b, s->sm->id);
+	buf_puts(&b, "'/>");
+	emit_buf(s, &b);
+	enter(s, STREAM_RESUME);
+}
+
+/* The stanzas of this session the server did not count, in order and
+ * byte for byte; they keep their seq. */
+static void resend_queue(struct stream *s)
+{
+	for (size_t i = sm_session_first(s->sm); i < s->sm->nqueue; i++) {
+		const struct sm_entry *e = &s->sm->queue[i];
+		emit(s, e->data, e->len, NULL);
+		count_sent(s);
+	}
+}
+
+static void on_resumed(struct stream *s, const struct xml *x)
+{
+	uint32_t h;
+	const char *previd = xml_attr(x, "previd");
+	if (!parse_u32(xml_attr(x, "h"), &h)) {
+		fail_protocol(s, "bad-format", "<resumed/> without a valid h");
+		return;
+	}
+	if (previd == NULL || strcmp(previd, s->sm->id) != 0) {
+		fail_protocol(s, "undefined-condition",
+			"the server resumed another session");
+		return;
+	}
+	if (!apply_ack(s, h) || s->state != STREAM_RESUME) {
+		return;
+	}
+	s->sm_counting = true;
+	s->sm_enabled = true;
+	s->sm->enabled = true;
+	s->sm_unrequested = 0;
+	resend_queue(s);
+	free(s->bound_jid);
+	s->bound_jid = xstrdup(s->sm->jid);
+	enter(s, STREAM_ONLINE);
+	s->was_online = true;
+	if (s->cb->resumed != NULL) {
+		s->cb->resumed(s->ud, s->bound_jid);
+	} else {
+		s->cb->online(s->ud, s->bound_jid);
+	}
+}
+
+/* The old session is gone: acknowledge what its h covers (if it came
+ * and is sane), forget it, and bind a fresh one. */
+static void on_resume_failed(struct stream *s, const struct xml *x)
+{
+	uint32_t h;
+	if (parse_u32(xml_attr(x, "h"), &h)) {
+		sm_ack(s->sm, h, s->cb->acked, s->ud);
+	}
+	if (s->state != STREAM_RESUME) {
+		return;
+	}
+	sm_reset_session(s->sm);
+	if (s->cb->resume_failed != NULL) {
+		s->cb->resume_failed(s->ud);
+	}
+	if (s->state == STREAM_RESUME) {
+		start_bind(s, s->features);
+	}
+}
+
+static void on_resume_answer(struct stream *s, struct xml *x)
+{
+	if (is_element(x, "resumed", NS_SM)) {
+		on_resumed(s, x);
+	} else if (is_element(x, "failed", NS_SM)) {
+		on_resume_failed(s, x);
+	} else {
+		fail_protocol(s, "unsupported-stanza-type",
+			"expected <resumed/> or <failed/>");
 	}
 }
 
@@ -623,14 +925,17 @@ static void on_session_result(struct stream *s, struct xml *x)
 
 static void on_online_stanza(struct stream *s, struct xml *x)
 {
-	s->cb->stanza(s->ud, x);
+	if (!on_sm_nonza(s, x)) {
+		deliver(s, x);
+	}
 }
 
-/* After our </stream:stream> the server may still flush stanzas. */
+/* After our </stream:stream> the server may still flush stanzas (and
+ * acknowledge ours). */
 static void on_closing_stanza(struct stream *s, struct xml *x)
 {
-	if (s->was_online) {
-		s->cb->stanza(s->ud, x);
+	if (s->was_online && !on_sm_nonza(s, x)) {
+		deliver(s, x);
 	}
 }
 
@@ -662,6 +967,8 @@ static handler_fn *const handlers[] = {
 	[STREAM_AUTH] = on_sasl,
 	[STREAM_BIND] = on_bind_result,
 	[STREAM_SESSION] = on_session_result,
+	[STREAM_ENABLE] = on_enable_answer,
+	[STREAM_RESUME] = on_resume_answer,
 	[STREAM_ONLINE] = on_online_stanza,
 	[STREAM_CLOSING] = on_closing_stanza,
 };
@@ -740,6 +1047,7 @@ static void on_reader_close(void *ud)
 	}
 	if (s->state == STREAM_CLOSING) {
 		enter(s, STREAM_CLOSED);
+		sm_detach(s);
 		s->cb->closed(s->ud);
 		return;
 	}
@@ -789,6 +1097,7 @@ struct stream *stream_new(const struct stream_config *cfg,
 	s->tls_required = cfg->tls_required;
 	s->direct_tls = cfg->direct_tls;
 	s->reader = reader_new(&reader_callbacks, s, &cfg->limits);
+	s->sm = cfg->sm;
 	return s;
 }
 
@@ -798,6 +1107,7 @@ void stream_free(struct stream *s)
 	if (s == NULL) {
 		return;
 	}
+	sm_detach(s);
 	reader_free(s->reader);
 	sasl_free(s->sasl);
 	freezero_str(s->password);
@@ -877,6 +1187,13 @@ bool stream_feed(struct stream *s, const char *data, size_t len)
 /* Serializes and sends a stanza while online. */
 bool stream_send(struct stream *s, const struct xml *stanza)
 {
+	return stream_send_tagged(s, stanza, 0);
+}
+
+/* Serializes and sends a stanza, queueing it while managed. */
+bool stream_send_tagged(struct stream *s, const struct xml *stanza,
+	uint64_t tag)
+{
 	if (s->state != STREAM_ONLINE) {
 		return false;
 	}
@@ -886,8 +1203,30 @@ bool stream_send(struct stream *s, const struct xml *stanza)
 		buf_finish(&b);
 		return false;
 	}
+	if (s->sm_enabled) {
+		sm_push(s->sm, tag, b.data, b.len);
+	}
 	emit_buf(s, &b);
+	if (s->sm_enabled) {
+		count_sent(s);
+	}
 	return true;
+}
+
+/* Sends <r/> while online and managed. */
+bool stream_request_ack(struct stream *s)
+{
+	if (s->state != STREAM_ONLINE || !s->sm_enabled) {
+		return false;
+	}
+	send_r(s);
+	return true;
+}
+
+/* Whether this stream manages the session now. */
+bool stream_sm_enabled(const struct stream *s)
+{
+	return s->sm_enabled;
 }
 
 /* Closes our side; cb.closed follows the server's </stream:stream>. */
@@ -903,6 +1242,11 @@ void stream_close(struct stream *s)
 		return;
 	}
 	emit_str(s, "</stream:stream>");
+	if (s->sm != NULL && (s->sm_enabled || s->state == STREAM_ENABLE
+			|| s->state == STREAM_RESUME)) {
+		/* The server discards the session on a clean close. */
+		s->sm->resumable = false;
+	}
 	enter(s, STREAM_CLOSING);
 }
 

@@ -14,6 +14,19 @@
  * With direct TLS the owner calls stream_tls_ready() instead of
  * stream_start() once the handshake is done.
  *
+ * Stream management (XEP-0198), only when cfg.sm is set and the server
+ * offers it after authentication:
+ *   fresh:  bind (-> session) -> <enable/> -> <enabled/> or <failed/>
+ *           -> cb.online
+ *   resume: (sm->resumable) <resume/> -> <resumed/> -> acks, the
+ *           unacknowledged stanzas re-sent -> cb.resumed
+ *           or <failed/> -> cb.resume_failed -> bind as fresh
+ * While enabled the stream counts the stanzas it delivers, answers <r/>,
+ * applies <a/> (cb.acked per stanza), queues what the owner sends in
+ * cfg.sm and asks for an ack after every STREAM_SM_REQUEST_EVERY
+ * stanzas. A clean stream_close() ends the session (not resumable); a
+ * failure or a freed stream leaves it resumable for the next stream.
+ *
  * Errors: a server <stream:error/>, a SASL <failure/>, a parse error, a
  * missing STARTTLS when TLS is required, or a failed bind end the stream
  * through cb.failed (exactly once); after that the stream does nothing
@@ -25,9 +38,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "proto/reader.h"
+#include "proto/sm.h"
 #include "proto/xml.h"
+
+/* The stream sends <r/> by itself after this many stanzas since its last
+ * request. */
+#define STREAM_SM_REQUEST_EVERY 5
 
 enum stream_state {
 	STREAM_INIT,		/* nothing sent yet */
@@ -38,6 +57,8 @@ enum stream_state {
 	STREAM_AUTH,		/* SASL exchange in progress */
 	STREAM_BIND,		/* bind IQ sent */
 	STREAM_SESSION,		/* legacy session IQ sent */
+	STREAM_ENABLE,		/* <enable/> sent (XEP-0198) */
+	STREAM_RESUME,		/* <resume/> sent (XEP-0198) */
 	STREAM_ONLINE,		/* stanzas flow */
 	STREAM_CLOSING,		/* we sent </stream:stream> */
 	STREAM_CLOSED,		/* both sides closed */
@@ -70,6 +91,9 @@ struct stream_config {
 	bool tls_required;	/* fail when no STARTTLS is offered */
 	bool direct_tls;	/* TLS is up before the first header */
 	struct reader_limits limits;
+	/* Stream management state, owned by the caller and outliving the
+	 * stream; NULL: never use stream management. */
+	struct sm *sm;
 };
 
 struct stream_cb {
@@ -80,7 +104,9 @@ struct stream_cb {
 	void (*start_tls)(void *ud);
 	/* Negotiation finished; jid is the bound full JID. */
 	void (*online)(void *ud, const char *jid);
-	/* A stanza arrived while online (the reader owns it). */
+	/* A stanza arrived while online, or between <enable/> and
+	 * <enabled/>, before cb.online, when stream_send() still fails
+	 * (the reader owns it). */
 	void (*stanza)(void *ud, struct xml *stanza);
 	/* The stream ended with an error (see enum stream_fail); condition
 	 * is the stream error, SASL failure or stanza error name; text is
@@ -94,6 +120,16 @@ struct stream_cb {
 	void (*trace)(void *ud, bool out, const char *data, size_t len);
 	/* Optional: each state change, for logs. */
 	void (*state)(void *ud, enum stream_state old, enum stream_state new);
+	/* Optional: the server acknowledged the stanza sent with this tag
+	 * (stream_send_tagged), oldest first. */
+	void (*acked)(void *ud, uint64_t tag);
+	/* The previous session was resumed (instead of cb.online); jid is
+	 * the session's full JID. If NULL, cb.online is called instead. */
+	void (*resumed)(void *ud, const char *jid);
+	/* Optional: the server refused to resume (for logs); the stream
+	 * binds a fresh session next and the unacknowledged stanzas stay in
+	 * cfg.sm's queue for the owner to take after cb.online. */
+	void (*resume_failed)(void *ud);
 };
 
 /* A new stream; cfg is copied, cb must outlive the stream. */
@@ -110,10 +146,22 @@ void stream_tls_ready(struct stream *s, const struct stream_tls_info *info);
 /* Feeds received plaintext. Returns false once the stream has failed. */
 bool stream_feed(struct stream *s, const char *data, size_t len);
 /* Sends a stanza while online; false if not online or not
- * serializable. */
+ * serializable. Same as stream_send_tagged() with tag 0. */
 bool stream_send(struct stream *s, const struct xml *stanza);
+/* Sends a stanza while online; with stream management enabled it is
+ * also queued in cfg.sm under tag until acknowledged (cb.acked). False
+ * if not online or not serializable (nothing sent or queued). */
+bool stream_send_tagged(struct stream *s, const struct xml *stanza,
+	uint64_t tag);
+/* Sends <r/> to ask for an acknowledgement; false (nothing sent) unless
+ * online with stream management enabled. */
+bool stream_request_ack(struct stream *s);
+/* Is stream management enabled on this stream (<enabled/> or <resumed/>
+ * arrived, and the stream has not ended)? */
+bool stream_sm_enabled(const struct stream *s);
 /* Sends </stream:stream> (after any presence the owner wants to send);
- * cb.closed follows when the server answers in kind. */
+ * cb.closed follows when the server answers in kind. A managed session
+ * ends with it: cfg.sm is no longer resumable (its queue stays). */
 void stream_close(struct stream *s);
 enum stream_state stream_state(const struct stream *s);
 const char *stream_state_name(enum stream_state st);

@@ -3,7 +3,8 @@
  *
  *   # comment
  *   config jid=J resource=R password=P tls_required=0|1 direct_tls=0|1
- *          max_stanza=N max_depth=N trace=0|1
+ *          max_stanza=N max_depth=N trace=0|1 sm=0|1
+ *          (sm=1 gives the stream a struct sm that outlives it)
  *   online-send: XML   the owner sends XML from inside cb.online
  *   stanza-close       the owner calls stream_close() from inside cb.stanza
  *   start              stream_start()
@@ -12,13 +13,25 @@
  *   S: bytes           server bytes; consecutive S: lines are one read
  *   C: bytes           client bytes expected (concatenated, no newlines)
  *   E: event           a callback expected: start_tls, online JID,
- *                      stanza XML, failed KIND COND TEXT, closed
+ *                      stanza XML, failed KIND COND TEXT, closed,
+ *                      acked TAG, resumed JID, resume_failed, and
+ *                      queued TAG XML (from take-queue)
  *   T: line            a trace line expected (with trace=1): "> data" out,
  *                      "< data" in
  *   send: XML          stream_send() from the owner
  *   close              stream_close()
  *   state NAME         stream_state() must be NAME now
  *   mech NAME          stream_mechanism() must be NAME now
+ *   send-tagged: TAG XML  stream_send_tagged() from the owner
+ *   request-ack 0|1    stream_request_ack() must return this
+ *   sm KEY=VALUE ...   the struct sm must hold these now: enabled,
+ *                      resumable, id, location, jid (- for NULL), max,
+ *                      h_in, h_out, acked, nqueue; stream=0|1 is
+ *                      stream_sm_enabled()
+ *   take-queue         sm_take_queue(): one "queued" event per entry
+ *   reconnect          the connection is cut: the stream is freed
+ *                      without a close and a new one made with the same
+ *                      config and the same struct sm
  *
  * In S:, C:, E: and T: lines \n, \r, \t and \\ are escapes; in expected
  * lines {b64} matches a run of base64 characters and {*} any text up to
@@ -31,6 +44,7 @@
  * to TLS.
  */
 #include <glob.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +59,7 @@
 #include "proto/buf.h"
 #include "proto/ns.h"
 #include "proto/reader.h"
+#include "proto/sm.h"
 #include "proto/stream.h"
 #include "proto/xml.h"
 
@@ -76,6 +91,9 @@ static const struct stream_tls_info tls13 = {
 
 struct run {
 	struct stream *s;
+	struct stream_config cfg;	/* for reconnect */
+	bool traced;
+	struct sm sm;			/* cfg.sm points here with sm=1 */
 	struct buf log;		/* client bytes and "\n@event\n" lines */
 	struct buf trace;	/* "> data\n" / "< data\n" */
 	char *online_send;
@@ -162,6 +180,24 @@ static void on_state(void *ud, enum stream_state old, enum stream_state new)
 	cr_assert(eq(int, stream_state(((struct run *)ud)->s), new));
 }
 
+static void on_acked(void *ud, uint64_t tag)
+{
+	struct run *r = ud;
+	buf_printf(&r->log, "\n@acked %" PRIu64 "\n", tag);
+}
+
+static void on_resumed(void *ud, const char *jid)
+{
+	struct run *r = ud;
+	buf_printf(&r->log, "\n@resumed %s\n", jid);
+}
+
+static void on_resume_failed(void *ud)
+{
+	struct run *r = ud;
+	buf_puts(&r->log, "\n@resume_failed\n");
+}
+
 static const struct stream_cb callbacks = {
 	.send = on_send,
 	.start_tls = on_start_tls,
@@ -170,6 +206,9 @@ static const struct stream_cb callbacks = {
 	.failed = on_failed,
 	.closed = on_closed,
 	.state = on_state,
+	.acked = on_acked,
+	.resumed = on_resumed,
+	.resume_failed = on_resume_failed,
 };
 
 static const struct stream_cb trace_callbacks = {
@@ -181,20 +220,45 @@ static const struct stream_cb trace_callbacks = {
 	.closed = on_closed,
 	.trace = on_trace,
 	.state = on_state,
+	.acked = on_acked,
+	.resumed = on_resumed,
+	.resume_failed = on_resume_failed,
 };
 
-static void run_init(struct run *r, const struct stream_config *cfg,
-	bool trace)
+/* A run whose stream uses the run's own struct sm when use_sm is set. */
+static void run_init_sm(struct run *r, const struct stream_config *cfg,
+	bool trace, bool use_sm)
 {
 	memset(r, 0, sizeof(*r));
 	buf_init(&r->log);
 	buf_init(&r->trace);
-	r->s = stream_new(cfg, trace ? &trace_callbacks : &callbacks, r);
+	sm_init(&r->sm);
+	r->cfg = *cfg;
+	r->cfg.sm = use_sm ? &r->sm : NULL;
+	r->traced = trace;
+	r->s = stream_new(&r->cfg, trace ? &trace_callbacks : &callbacks, r);
+}
+
+static void run_init(struct run *r, const struct stream_config *cfg,
+	bool trace)
+{
+	run_init_sm(r, cfg, trace, false);
+}
+
+/* The connection is cut and a new one made: same config, same sm. */
+static void run_reconnect(struct run *r)
+{
+	stream_free(r->s);
+	r->s = NULL;
+	r->nfailed = 0;
+	r->s = stream_new(&r->cfg, r->traced ? &trace_callbacks : &callbacks,
+		r);
 }
 
 static void run_finish(struct run *r)
 {
 	stream_free(r->s);
+	sm_finish(&r->sm);
 	buf_finish(&r->log);
 	buf_finish(&r->trace);
 	free(r->online_send);
@@ -232,6 +296,11 @@ enum step_kind {
 	STEP_CLOSE,
 	STEP_STATE,
 	STEP_MECH,
+	STEP_SEND_TAGGED,
+	STEP_REQUEST_ACK,
+	STEP_SM,
+	STEP_TAKE_QUEUE,
+	STEP_RECONNECT,
 };
 
 struct step {
@@ -294,6 +363,9 @@ static const struct {
 	{ "tls ", STEP_TLS }, { "S: ", STEP_SERVER }, { "C: ", STEP_CLIENT },
 	{ "E: ", STEP_EVENT }, { "T: ", STEP_TRACE }, { "send: ", STEP_SEND },
 	{ "close", STEP_CLOSE }, { "state ", STEP_STATE }, { "mech ", STEP_MECH },
+	{ "send-tagged: ", STEP_SEND_TAGGED },
+	{ "request-ack ", STEP_REQUEST_ACK }, { "sm ", STEP_SM },
+	{ "take-queue", STEP_TAKE_QUEUE }, { "reconnect", STEP_RECONNECT },
 };
 
 static void parse_line(struct transcript *t, const char *line, int n)
@@ -402,7 +474,8 @@ static void check(struct run *r, struct buf *want, struct buf *want_trace,
 	}
 }
 
-static void parse_config(struct stream_config *cfg, char *text, bool *trace)
+static void parse_config(struct stream_config *cfg, char *text, bool *trace,
+	bool *use_sm)
 {
 	for (char *kv = strtok(text, " "); kv != NULL; kv = strtok(NULL, " ")) {
 		char *v = strchr(kv, '=');
@@ -424,6 +497,8 @@ static void parse_config(struct stream_config *cfg, char *text, bool *trace)
 			cfg->limits.max_depth = (unsigned)atoi(v);
 		} else if (strcmp(kv, "trace") == 0) {
 			*trace = atoi(v);
+		} else if (strcmp(kv, "sm") == 0) {
+			*use_sm = atoi(v);
 		} else {
 			cr_fatal("unknown config key %s", kv);
 		}
@@ -458,6 +533,86 @@ static void owner_send(struct run *r, const char *text)
 	xml_free(x);
 }
 
+/* "TAG XML": stream_send_tagged(), which must succeed. */
+static void owner_send_tagged(struct run *r, const struct step *st)
+{
+	char *end;
+	uint64_t tag = strtoull(st->text, &end, 10);
+	cr_assert(end[0] == ' ', "line %d: send-tagged: TAG XML", st->line);
+	const char *err = NULL;
+	struct xml *x = reader_parse_element(end + 1, strlen(end + 1),
+		NS_CLIENT, &err);
+	cr_assert(x != NULL, "send-tagged: %s", err);
+	cr_assert(stream_send_tagged(r->s, x, tag), "line %d", st->line);
+	xml_free(x);
+}
+
+static void take_queue(struct run *r)
+{
+	size_t n;
+	struct sm_entry *q = sm_take_queue(&r->sm, &n);
+	for (size_t i = 0; i < n; i++) {
+		buf_printf(&r->log, "\n@queued %" PRIu64 " ", q[i].tag);
+		buf_append(&r->log, q[i].data, q[i].len);
+		buf_putc(&r->log, '\n');
+		free(q[i].data);
+	}
+	free(q);
+}
+
+static void check_sm_str(const char *got, const char *want, const char *key,
+	int line)
+{
+	cr_assert(eq(str, (char *)(got != NULL ? got : "-"), (char *)want),
+		"line %d: sm %s", line, key);
+}
+
+static void check_sm_num(uint64_t got, const char *want, const char *key,
+	int line)
+{
+	cr_assert(eq(u64, got, strtoull(want, NULL, 10)), "line %d: sm %s",
+		line, key);
+}
+
+/* "sm KEY=VALUE ...": each named field of the run's struct sm. */
+static void check_sm(struct run *r, const struct step *st)
+{
+	char *text = strdup(st->text), *save = NULL;
+	for (char *kv = strtok_r(text, " ", &save); kv != NULL;
+			kv = strtok_r(NULL, " ", &save)) {
+		char *v = strchr(kv, '=');
+		cr_assert(v != NULL, "line %d: bad sm check %s", st->line, kv);
+		*v++ = '\0';
+		const struct sm *sm = &r->sm;
+		if (strcmp(kv, "enabled") == 0) {
+			check_sm_num(sm->enabled, v, kv, st->line);
+		} else if (strcmp(kv, "resumable") == 0) {
+			check_sm_num(sm->resumable, v, kv, st->line);
+		} else if (strcmp(kv, "stream") == 0) {
+			check_sm_num(stream_sm_enabled(r->s), v, kv, st->line);
+		} else if (strcmp(kv, "id") == 0) {
+			check_sm_str(sm->id, v, kv, st->line);
+		} else if (strcmp(kv, "location") == 0) {
+			check_sm_str(sm->location, v, kv, st->line);
+		} else if (strcmp(kv, "jid") == 0) {
+			check_sm_str(sm->jid, v, kv, st->line);
+		} else if (strcmp(kv, "max") == 0) {
+			check_sm_num(sm->max, v, kv, st->line);
+		} else if (strcmp(kv, "h_in") == 0) {
+			check_sm_num(sm->h_in, v, kv, st->line);
+		} else if (strcmp(kv, "h_out") == 0) {
+			check_sm_num(sm->h_out, v, kv, st->line);
+		} else if (strcmp(kv, "acked") == 0) {
+			check_sm_num(sm->acked, v, kv, st->line);
+		} else if (strcmp(kv, "nqueue") == 0) {
+			check_sm_num(sm->nqueue, v, kv, st->line);
+		} else {
+			cr_fatal("line %d: unknown sm key %s", st->line, kv);
+		}
+	}
+	free(text);
+}
+
 static void do_action(struct run *r, const struct step *st, size_t split,
 	size_t *off)
 {
@@ -486,6 +641,22 @@ static void do_action(struct run *r, const struct step *st, size_t split,
 			? stream_mechanism(r->s) : "-"), st->text),
 			"line %d", st->line);
 		break;
+	case STEP_SEND_TAGGED:
+		owner_send_tagged(r, st);
+		break;
+	case STEP_REQUEST_ACK:
+		cr_assert(eq(int, stream_request_ack(r->s), atoi(st->text)),
+			"line %d", st->line);
+		break;
+	case STEP_SM:
+		check_sm(r, st);
+		break;
+	case STEP_TAKE_QUEUE:
+		take_queue(r);
+		break;
+	case STEP_RECONNECT:
+		run_reconnect(r);
+		break;
 	default:
 		break;
 	}
@@ -494,15 +665,15 @@ static void do_action(struct run *r, const struct step *st, size_t split,
 static size_t setup(struct run *r, const struct transcript *t, char **cfgtext)
 {
 	struct stream_config cfg = { 0 };
-	bool trace = false;
+	bool trace = false, use_sm = false;
 	size_t i = 0;
 	*cfgtext = NULL;
 	if (t->nsteps > 0 && t->steps[0].kind == STEP_CONFIG) {
 		*cfgtext = strdup(t->steps[0].text);
-		parse_config(&cfg, *cfgtext, &trace);
+		parse_config(&cfg, *cfgtext, &trace, &use_sm);
 		i = 1;
 	}
-	run_init(r, &cfg, trace);
+	run_init_sm(r, &cfg, trace, use_sm);
 	for (; i < t->nsteps; i++) {
 		if (t->steps[i].kind == STEP_ONLINE_SEND) {
 			r->online_send = strdup(t->steps[i].text);
@@ -601,6 +772,19 @@ static const char *const transcripts[] = {
 	"stream-no-mechanisms.txt",
 	"stream-reentrant.txt",
 	"stream-trace.txt",
+	"stream-sm-enable.txt",
+	"stream-sm-enable-failed.txt",
+	"stream-sm-counting.txt",
+	"stream-sm-ack.txt",
+	"stream-sm-auto-request.txt",
+	"stream-sm-h-too-high.txt",
+	"stream-sm-resume.txt",
+	"stream-sm-resume-failed.txt",
+	"stream-sm-resume-failed-no-h.txt",
+	"stream-sm-resume-not-offered.txt",
+	"stream-sm-resume-mismatch.txt",
+	"stream-sm-close.txt",
+	"stream-sm-trace.txt",
 };
 
 #define NTRANSCRIPTS (sizeof(transcripts) / sizeof(transcripts[0]))
@@ -786,6 +970,118 @@ Test(stream, nothing_traced_without_trace)
 	struct run r;
 	go_online(&r, false);
 	cr_assert(eq(sz, r.trace.len, 0));
+	run_finish(&r);
+}
+
+/* ---- stream management by hand ---- */
+
+#define SM_FEATURES "<stream:features><bind xmlns='" NS_BIND "'/>" \
+	"<sm xmlns='" NS_SM "'/></stream:features>"
+
+/* Brings a managed stream online (or resumed) with callbacks cb. */
+static void sm_online(struct run *r, const struct stream_cb *cb)
+{
+	if (r->s == NULL) {
+		run_init_sm(r, &direct_cfg, false, true);
+	}
+	stream_free(r->s);
+	r->s = stream_new(&r->cfg, cb, r);
+	stream_tls_ready(r->s, &tls13);
+	feed_str(r, SERVER_HEADER "<stream:features><mechanisms xmlns='"
+		NS_SASL "'><mechanism>PLAIN</mechanism></mechanisms>"
+		"</stream:features>");
+	feed_str(r, "<success xmlns='" NS_SASL "'/>");
+	feed_str(r, SERVER_HEADER SM_FEATURES);
+	if (stream_state(r->s) == STREAM_BIND) {
+		feed_str(r, "<iq type='result' id='bind_1'><bind xmlns='" NS_BIND
+			"'><jid>juliet@example.com/balcony</jid></bind></iq>");
+		feed_str(r, "<enabled xmlns='" NS_SM "' id='x' resume='true'/>");
+	} else {
+		feed_str(r, "<resumed xmlns='" NS_SM "' h='0' previd='x'/>");
+	}
+	cr_assert(eq(int, stream_state(r->s), STREAM_ONLINE), "%s", r->log.data);
+	cr_assert(stream_sm_enabled(r->s));
+}
+
+static void send_presence(struct run *r, uint64_t tag)
+{
+	struct xml *x = xml_new("presence", NS_CLIENT);
+	cr_assert(stream_send_tagged(r->s, x, tag));
+	xml_free(x);
+}
+
+/* The owner sends its next stanza from inside cb.acked. */
+static void on_acked_send(void *ud, uint64_t tag)
+{
+	struct run *r = ud;
+	on_acked(ud, tag);
+	if (tag < 10) {
+		send_presence(r, tag + 10);
+	}
+}
+
+Test(stream, sm_send_from_acked)
+{
+	struct stream_cb cb = callbacks;
+	cb.acked = on_acked_send;
+	struct run r = { 0 };
+	sm_online(&r, &cb);
+	buf_reset(&r.log);
+	send_presence(&r, 1);
+	send_presence(&r, 2);
+	feed_str(&r, "<a xmlns='" NS_SM "' h='2'/>");
+	cr_assert(eq(str, r.log.data, "<presence/><presence/>\n@acked 1\n"
+		"<presence/>\n@acked 2\n<presence/>"));
+	cr_assert(eq(sz, r.sm.nqueue, 2));
+	cr_assert(eq(u64, r.sm.queue[0].tag, 11));
+	cr_assert(eq(u32, r.sm.queue[1].seq, 4));
+	buf_reset(&r.log);
+	feed_str(&r, "<a xmlns='" NS_SM "' h='4'/>");
+	cr_assert(eq(str, r.log.data, "\n@acked 11\n\n@acked 12\n"));
+	cr_assert(eq(sz, r.sm.nqueue, 0));
+	/* The fifth stanza since the last request brings an <r/>. */
+	buf_reset(&r.log);
+	send_presence(&r, 20);
+	cr_assert(eq(str, r.log.data, "<presence/><r xmlns='" NS_SM "'/>"));
+	run_finish(&r);
+}
+
+Test(stream, sm_resumed_without_callback_is_online)
+{
+	struct stream_cb cb = callbacks;
+	cb.resumed = NULL;
+	struct run r = { 0 };
+	sm_online(&r, &cb);
+	cr_assert(r.sm.resumable);
+	buf_reset(&r.log);
+	sm_online(&r, &cb);
+	cr_assert(strstr(r.log.data, "<resume xmlns=") != NULL);
+	cr_assert(strstr(r.log.data, "\n@online juliet@example.com/balcony\n")
+		!= NULL, "%s", r.log.data);
+	cr_assert(eq(str, (char *)stream_jid(r.s), "juliet@example.com/balcony"));
+	run_finish(&r);
+}
+
+Test(stream, sm_never_without_state)
+{
+	/* With cfg.sm NULL an offered <sm/> changes nothing. */
+	struct run r;
+	run_init(&r, &direct_cfg, false);
+	stream_tls_ready(r.s, &tls13);
+	feed_str(&r, SERVER_HEADER "<stream:features><mechanisms xmlns='"
+		NS_SASL "'><mechanism>PLAIN</mechanism></mechanisms>"
+		"</stream:features>");
+	feed_str(&r, "<success xmlns='" NS_SASL "'/>");
+	feed_str(&r, SERVER_HEADER SM_FEATURES);
+	feed_str(&r, "<iq type='result' id='bind_1'><bind xmlns='" NS_BIND
+		"'><jid>juliet@example.com/balcony</jid></bind></iq>");
+	cr_assert(eq(int, stream_state(r.s), STREAM_ONLINE));
+	cr_assert(strstr(r.log.data, "enable") == NULL);
+	cr_assert(eq(int, stream_sm_enabled(r.s), false));
+	cr_assert(eq(int, stream_request_ack(r.s), false));
+	buf_reset(&r.log);
+	send_presence(&r, 7);
+	cr_assert(eq(str, r.log.data, "<presence/>"));
 	run_finish(&r);
 }
 
