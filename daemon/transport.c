@@ -16,6 +16,11 @@
  * drain or write call, so records are coalesced. "early" keeps plaintext
  * written before the link can carry it (still connecting, handshaking).
  *
+ * The server's certificate is judged inside the handshake, by GnuTLS's
+ * own verification or, with a pin, by verify_pinned, both before our
+ * Finished goes out; "early" is flushed only once the handshake is done,
+ * so no byte of the stream leaves for a server that failed the checks.
+ *
  * GnuTLS never reads ahead, and under TLS 1.3 gnutls_record_recv returns
  * GNUTLS_E_AGAIN after each post-handshake message while application
  * records may still be queued: drain() therefore loops until it gets
@@ -36,7 +41,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -54,6 +62,8 @@
 #define KEEPALIVE_S 60
 #define ERRORS_MAX 400
 #define DEFAULT_PRIORITY "NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-DTLS-ALL"
+#define PIN_PREFIX "sha256/"
+#define PIN_SIZE 64		/* "sha256/" + 44 base64 characters + NUL */
 
 enum tstate {
 	TS_IDLE,	/* created, not connecting yet */
@@ -79,6 +89,7 @@ struct transport {
 	char *server_name;
 	char *ca_file;
 	char *priority;
+	char *pin;		/* configured, or NULL */
 	int port;
 	bool direct_tls;
 	bool verify;
@@ -124,6 +135,8 @@ struct transport {
 	unsigned char unique[64];
 	unsigned char exporter[64];
 	char desc[64];
+	char peer_pin[PIN_SIZE];	/* the server key's, "" until known */
+	char verify_error[512];	/* why the verify function said no */
 
 	char rbuf[READ_BUF_SIZE];
 	char plain[PLAIN_BUF_SIZE];
@@ -182,6 +195,7 @@ static void release(struct transport *t)
 	free(t->server_name);
 	free(t->ca_file);
 	free(t->priority);
+	free(t->pin);
 	free(t);
 }
 
@@ -510,6 +524,138 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	}
 }
 
+/* Certificate checks ------------------------------------------------------ */
+
+/* Writes the pin of a DER certificate's key into out: "sha256/" and the
+ * base64 of the SHA-256 digest of its DER SubjectPublicKeyInfo. */
+static bool key_pin(const gnutls_datum_t *der, char *out, size_t size)
+{
+	gnutls_pubkey_t key;
+	if (gnutls_pubkey_init(&key) < 0) {
+		return false;
+	}
+	unsigned char digest[32];
+	gnutls_datum_t spki = { NULL, 0 };
+	gnutls_datum_t dig = { digest, sizeof(digest) };
+	gnutls_datum_t b64 = { NULL, 0 };
+	bool ok = gnutls_pubkey_import_x509_raw(key, der, GNUTLS_X509_FMT_DER, 0) == 0 &&
+		gnutls_pubkey_export2(key, GNUTLS_X509_FMT_DER, &spki) == 0 &&
+		gnutls_hash_fast(GNUTLS_DIG_SHA256, spki.data, spki.size, digest) == 0 &&
+		gnutls_base64_encode2(&dig, &b64) == 0 &&
+		(size_t)snprintf(out, size, PIN_PREFIX "%.*s", (int)b64.size,
+			(const char *)b64.data) < size;
+	gnutls_free(b64.data);
+	gnutls_free(spki.data);
+	gnutls_pubkey_deinit(key);
+	return ok;
+}
+
+/* The server's leaf certificate (DER), or NULL if it sent none. */
+static const gnutls_datum_t *peer_leaf(const struct transport *t)
+{
+	unsigned n = 0;
+	const gnutls_datum_t *chain = gnutls_certificate_get_peers(t->session, &n);
+	return chain != NULL && n > 0 ? &chain[0] : NULL;
+}
+
+/* Computes peer_pin from the server's certificate; false if unknown. */
+static bool note_peer_pin(struct transport *t)
+{
+	const gnutls_datum_t *leaf = peer_leaf(t);
+	if (leaf == NULL || !key_pin(leaf, t->peer_pin, sizeof(t->peer_pin))) {
+		t->peer_pin[0] = '\0';
+	}
+	return t->peer_pin[0] != '\0';
+}
+
+/* GnuTLS's words for a verification status, e.g. "The certificate is NOT
+ * trusted. The certificate issuer is unknown." */
+static void status_text(unsigned status, char *out, size_t size)
+{
+	gnutls_datum_t txt = { NULL, 0 };
+	if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
+			&txt, 0) < 0) {
+		snprintf(out, size, "verification status 0x%x", status);
+		return;
+	}
+	size_t len = txt.size;
+	while (len > 0 && txt.data[len - 1] == ' ') {
+		len--;
+	}
+	snprintf(out, size, "%.*s", (int)len, (const char *)txt.data);
+	gnutls_free(txt.data);
+}
+
+/* The reason for a rejected certificate, with the server's pin when it
+ * is known, so that a user can learn it. */
+static void describe_status(struct transport *t, unsigned status, char *out,
+	size_t size)
+{
+	char why[256];
+	status_text(status, why, sizeof(why));
+	if (note_peer_pin(t)) {
+		snprintf(out, size, "certificate of %s rejected: %s (server key %s)",
+			t->server_name, why, t->peer_pin);
+	} else {
+		snprintf(out, size, "certificate of %s rejected: %s", t->server_name, why);
+	}
+}
+
+/* The leaf's own checks when a pin stands in for CA trust: the name and
+ * the validity period, judged as GnuTLS's chain verification does. */
+static unsigned leaf_status(const struct transport *t, const gnutls_datum_t *der)
+{
+	gnutls_x509_crt_t crt;
+	if (gnutls_x509_crt_init(&crt) < 0) {
+		return GNUTLS_CERT_INVALID;
+	}
+	unsigned status = 0;
+	if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0) {
+		status = GNUTLS_CERT_INVALID;
+	} else {
+		time_t now = time(NULL);
+		time_t from = gnutls_x509_crt_get_activation_time(crt);
+		time_t until = gnutls_x509_crt_get_expiration_time(crt);
+		if (!gnutls_x509_crt_check_hostname2(crt, t->server_name, 0)) {
+			status |= GNUTLS_CERT_UNEXPECTED_OWNER | GNUTLS_CERT_INVALID;
+		}
+		if (from == (time_t)-1 || now < from) {
+			status |= GNUTLS_CERT_NOT_ACTIVATED | GNUTLS_CERT_INVALID;
+		} else if (until == (time_t)-1 || now > until) {
+			status |= GNUTLS_CERT_EXPIRED | GNUTLS_CERT_INVALID;
+		}
+	}
+	gnutls_x509_crt_deinit(crt);
+	return status;
+}
+
+/* GnuTLS calls this in the handshake, once the server's certificate has
+ * arrived and before our Finished goes out, in place of its own chain
+ * verification; non-zero aborts the handshake. */
+static int verify_pinned(gnutls_session_t session)
+{
+	struct transport *t = gnutls_session_get_ptr(session);
+	char *err = t->verify_error;
+	if (!note_peer_pin(t)) {
+		snprintf(err, sizeof(t->verify_error), "certificate of %s rejected: "
+			"no server key to compare with the configured pin %s",
+			t->server_name, t->pin);
+		return -1;
+	}
+	if (strcmp(t->peer_pin, t->pin) != 0) {
+		snprintf(err, sizeof(t->verify_error), "certificate of %s rejected: "
+			"server key %s does not match the configured pin %s",
+			t->server_name, t->peer_pin, t->pin);
+		return -1;
+	}
+	unsigned status = t->verify ? leaf_status(t, peer_leaf(t)) : 0;
+	if (status != 0) {
+		describe_status(t, status, err, sizeof(t->verify_error));
+		return -1;
+	}
+	return 0;
+}
+
 /* TLS session setup ------------------------------------------------------- */
 
 static bool is_ip_literal(const char *s)
@@ -561,7 +707,9 @@ static void setup_names(struct transport *t)
 	if (!is_ip_literal(name)) {
 		gnutls_server_name_set(t->session, GNUTLS_NAME_DNS, name, strlen(name));
 	}
-	if (t->verify) {
+	if (t->pin != NULL) {
+		gnutls_session_set_verify_function(t->session, verify_pinned);
+	} else if (t->verify) {
 		gnutls_session_set_verify_cert(t->session, name, 0);
 	}
 	if (t->direct_tls) {
@@ -593,6 +741,7 @@ static bool setup_session(struct transport *t)
 		return false;
 	}
 	setup_names(t);
+	gnutls_session_set_ptr(t->session, t);
 	gnutls_transport_set_ptr(t->session, t);
 	gnutls_transport_set_push_function(t->session, tls_push);
 	gnutls_transport_set_pull_function(t->session, tls_pull);
@@ -622,6 +771,7 @@ static void copy_binding(struct transport *t, gnutls_channel_binding_t type,
 
 static void fill_info(struct transport *t)
 {
+	note_peer_pin(t);
 	gnutls_protocol_t v = gnutls_protocol_get_version(t->session);
 	t->info.version = v == GNUTLS_TLS1_3 ? 13 : v == GNUTLS_TLS1_2 ? 12 : 0;
 	copy_binding(t, GNUTLS_CB_TLS_UNIQUE, t->unique, &t->info.tls_unique,
@@ -644,8 +794,9 @@ static void trace_peer(struct transport *t)
 	gnutls_datum_t dn = { NULL, 0 };
 	if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == 0 &&
 		gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0) {
-		log_debug("transport %s: TLS peer certificate %s (chain of %u)",
-			t->host, (const char *)dn.data, n);
+		log_debug("transport %s: TLS peer certificate %s (chain of %u), key %s",
+			t->host, (const char *)dn.data, n,
+			t->peer_pin[0] ? t->peer_pin : "unknown");
 	}
 	gnutls_free(dn.data);
 	gnutls_x509_crt_deinit(crt);
@@ -669,18 +820,12 @@ static void trace_handshake(struct transport *t)
 static void handshake_failed(struct transport *t, int r)
 {
 	unsigned status = gnutls_session_get_verify_cert_status(t->session);
-	gnutls_datum_t txt = { NULL, 0 };
-	if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR && status != 0 &&
-		status != (unsigned)-1 &&
-		gnutls_certificate_verification_status_print(status,
-			GNUTLS_CRT_X509, &txt, 0) == 0) {
-		size_t len = txt.size;
-		while (len > 0 && txt.data[len - 1] == ' ') {
-			len--;
-		}
-		fail(t, TRANSPORT_ERR_TLS, "certificate of %s rejected: %.*s",
-			t->server_name, (int)len, (const char *)txt.data);
-		gnutls_free(txt.data);
+	if (t->verify_error[0] != '\0') {
+		fail(t, TRANSPORT_ERR_TLS, "%s", t->verify_error);
+	} else if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR && status != 0 &&
+		status != (unsigned)-1) {
+		describe_status(t, status, t->verify_error, sizeof(t->verify_error));
+		fail(t, TRANSPORT_ERR_TLS, "%s", t->verify_error);
 	} else if (r == GNUTLS_E_FATAL_ALERT_RECEIVED) {
 		const char *alert = gnutls_alert_get_name(gnutls_alert_get(t->session));
 		fail(t, TRANSPORT_ERR_TLS, "TLS handshake failed: the server sent "
@@ -911,6 +1056,7 @@ struct transport *transport_new(uv_loop_t *loop,
 	t->server_name = xstrdup(cfg->server_name ? cfg->server_name : cfg->host);
 	t->ca_file = cfg->ca_file ? xstrdup(cfg->ca_file) : NULL;
 	t->priority = cfg->priority ? xstrdup(cfg->priority) : NULL;
+	t->pin = cfg->pin ? xstrdup(cfg->pin) : NULL;
 	t->port = cfg->port;
 	t->direct_tls = cfg->direct_tls;
 	t->verify = cfg->verify;
@@ -1061,4 +1207,10 @@ const char *transport_tls_desc(const struct transport *t)
 size_t transport_pending(const struct transport *t)
 {
 	return t->inflight + t->out.len + t->early.len;
+}
+
+/* The server key's "sha256/..." pin once TLS is up, else NULL. */
+const char *transport_peer_pin(const struct transport *t)
+{
+	return t->tls_up && t->peer_pin[0] != '\0' ? t->peer_pin : NULL;
 }

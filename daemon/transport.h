@@ -10,6 +10,23 @@
  * callback for the same transport: mark it and free it after the
  * callback returns, or from a later loop turn). transport_free closes
  * the libuv handles and releases the memory from their close callbacks.
+ *
+ * Certificate checks: without a pin, the server's chain must lead to a
+ * trust anchor (the system store or ca_file), its name must match
+ * server_name (RFC 6125, iPAddress entries for an IP literal) and every
+ * certificate must be within its validity period. With a pin, the leaf
+ * certificate's public key must match the pin, always (even with verify
+ * false); a match takes the place of CA trust, so a self-signed or
+ * private-CA server works with the pin alone, but the name check and the
+ * validity period of the leaf still apply (unless verify is false). All
+ * checks run inside the handshake, before the client's Finished: no byte
+ * written with transport_write leaves before they have passed. A failure
+ * is TRANSPORT_ERR_TLS with a reason naming server_name and the problem:
+ * "issuer is unknown", "does not match the expected" (name), "expired",
+ * "not yet valid", or "server key sha256/... does not match the
+ * configured pin sha256/...". Reasons for certificate rejections end
+ * with "(server key sha256/...)" when the key is known, so a user can
+ * learn what to pin (after checking it out of band).
  */
 #ifndef XMPPD_DAEMON_TRANSPORT_H
 #define XMPPD_DAEMON_TRANSPORT_H
@@ -38,6 +55,9 @@ struct transport_config {
 				 * default with TLS 1.2 as the minimum */
 	unsigned connect_timeout_ms; /* per address; 0 = 10 s */
 	bool verify;		/* false only in unit tests */
+	const char *pin;	/* "sha256/" + base64 of the SHA-256 of the
+				 * server key's DER SubjectPublicKeyInfo (as
+				 * curl --pinnedpubkey), or NULL; see above */
 };
 
 struct transport_cb {
@@ -77,5 +97,9 @@ void transport_free(struct transport *t);
 const char *transport_tls_desc(const struct transport *t);
 /* Bytes written but not yet acknowledged by libuv. */
 size_t transport_pending(const struct transport *t);
+/* The server key's pin in the form transport_config.pin takes,
+ * "sha256/<base64>", once TLS is up, else NULL. The string lives as long
+ * as the transport. */
+const char *transport_peer_pin(const struct transport *t);
 
 #endif

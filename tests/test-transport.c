@@ -2,9 +2,11 @@
  * Transport tests: the client transport runs on a uv loop in the test
  * thread against a small blocking GnuTLS server in a second thread on
  * loopback. The certificates (a test CA, a good server certificate for
- * localhost/127.0.0.1, one from an unknown CA, an expired one and one for
- * the wrong name) are generated at test time; only the CA is written to
- * a temporary directory, as the ca_file the transport loads.
+ * localhost/127.0.0.1, one from an unknown CA, a self-signed one, an
+ * expired one, a not yet valid one and one for the wrong name; every leaf
+ * shares one key, so one pin fits them all) are generated at test time;
+ * only the CA is written to a temporary directory, as the ca_file the
+ * transport loads.
  *
  * Each test describes a scenario: the server's mode and a few client
  * hooks. The client ends a scenario by freeing the transport from inside
@@ -41,6 +43,7 @@
 #define ECHO_SIZE (200 * 1024)
 #define WATCHDOG_MS 8000
 #define TLS12 "NORMAL:-VERS-ALL:+VERS-TLS1.2"
+#define PIN_SIZE 64
 
 /* Certificates ------------------------------------------------------------ */
 
@@ -52,7 +55,9 @@ struct certs {
 	gnutls_x509_privkey_t key;	/* the server's, for every leaf */
 	gnutls_x509_crt_t good;
 	gnutls_x509_crt_t unknown_ca;
+	gnutls_x509_crt_t self_signed;
 	gnutls_x509_crt_t expired;
+	gnutls_x509_crt_t future;
 	gnutls_x509_crt_t wrong_name;
 	char dir[64];
 	char ca_file[128];
@@ -103,6 +108,7 @@ static gnutls_x509_crt_t make_ca(gnutls_x509_privkey_t key, const char *cn)
 	return c;
 }
 
+/* A leaf with the server's key, signed by issuer (by itself if NULL). */
 static gnutls_x509_crt_t make_leaf(const struct leaf *l, gnutls_x509_crt_t issuer,
 	gnutls_x509_privkey_t issuer_key)
 {
@@ -122,8 +128,8 @@ static gnutls_x509_crt_t make_leaf(const struct leaf *l, gnutls_x509_crt_t issue
 		cr_assert(eq(int, gnutls_x509_crt_set_subject_alt_name(c,
 			GNUTLS_SAN_IPADDRESS, a, sizeof(a), GNUTLS_FSAN_APPEND), 0));
 	}
-	cr_assert(eq(int, gnutls_x509_crt_sign2(c, issuer, issuer_key,
-		GNUTLS_DIG_SHA256, 0), 0));
+	cr_assert(eq(int, gnutls_x509_crt_sign2(c, issuer ? issuer : c,
+		issuer ? issuer_key : certs.key, GNUTLS_DIG_SHA256, 0), 0));
 	return c;
 }
 
@@ -145,6 +151,7 @@ static void make_certs(void)
 {
 	static const struct leaf good = { "localhost", "localhost", "127.0.0.1", -1, 30 };
 	static const struct leaf expired = { "localhost", "localhost", "127.0.0.1", -20, -10 };
+	static const struct leaf future = { "localhost", "localhost", "127.0.0.1", 10, 20 };
 	static const struct leaf wrong = { "other.example", "other.example", NULL, -1, 30 };
 	certs.ca_key = make_key();
 	certs.ca = make_ca(certs.ca_key, "xmppd test CA");
@@ -153,7 +160,9 @@ static void make_certs(void)
 	certs.key = make_key();
 	certs.good = make_leaf(&good, certs.ca, certs.ca_key);
 	certs.unknown_ca = make_leaf(&good, certs.rogue, certs.rogue_key);
+	certs.self_signed = make_leaf(&good, NULL, NULL);
 	certs.expired = make_leaf(&expired, certs.ca, certs.ca_key);
+	certs.future = make_leaf(&future, certs.ca, certs.ca_key);
 	certs.wrong_name = make_leaf(&wrong, certs.ca, certs.ca_key);
 	write_ca_file();
 }
@@ -161,7 +170,7 @@ static void make_certs(void)
 static void free_certs(void)
 {
 	gnutls_x509_crt_t crts[] = { certs.ca, certs.rogue, certs.good, certs.unknown_ca,
-		certs.expired, certs.wrong_name };
+		certs.self_signed, certs.expired, certs.future, certs.wrong_name };
 	for (size_t i = 0; i < sizeof(crts) / sizeof(crts[0]); i++) {
 		gnutls_x509_crt_deinit(crts[i]);
 	}
@@ -487,6 +496,8 @@ struct client {
 	unsigned char unique[64];
 	unsigned char exporter[64];
 	char desc[64];
+	char peer_pin[PIN_SIZE];	/* transport_peer_pin once TLS was up */
+	bool pin_at_error;	/* transport_peer_pin was set in on_error */
 };
 
 static struct client cl;
@@ -514,6 +525,8 @@ static void save_info(struct client *c, const struct stream_tls_info *tls)
 	}
 	const char *desc = transport_tls_desc(c->t);
 	snprintf(c->desc, sizeof(c->desc), "%s", desc ? desc : "");
+	const char *pin = transport_peer_pin(c->t);
+	snprintf(c->peer_pin, sizeof(c->peer_pin), "%s", pin ? pin : "");
 }
 
 static void on_connected(void *ud, const struct stream_tls_info *tls)
@@ -561,6 +574,7 @@ static void on_error(void *ud, enum transport_error err, const char *reason)
 	c->errors++;
 	c->calls_after_done += c->done;
 	c->err = err;
+	c->pin_at_error = transport_peer_pin(c->t) != NULL;
 	snprintf(c->reason, sizeof(c->reason), "%s", reason);
 	finish(c);
 }
@@ -691,7 +705,8 @@ Test(transport, direct_tls_echo)
 
 static void starttls_connected(struct client *c)
 {
-	c->was_tls_before = transport_is_tls(c->t) || transport_tls_desc(c->t) != NULL;
+	c->was_tls_before = transport_is_tls(c->t) || transport_tls_desc(c->t) != NULL ||
+		transport_peer_pin(c->t) != NULL;
 	transport_write(c->t, "<starttls/>", 11);
 }
 
@@ -889,6 +904,272 @@ Test(transport, bad_ca_file)
 
 	cr_assert(eq(int, cl.err, TRANSPORT_ERR_TLS));
 	cr_assert(not(zero(ptr, strstr(cl.reason, "/nonexistent/ca.pem"))), "reason: %s",
+		cl.reason);
+}
+
+/* Pins -------------------------------------------------------------------- */
+
+static void base64(const unsigned char *in, size_t n, char *out)
+{
+	static const char abc[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 |
+			(i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+		*out++ = abc[v >> 18 & 63];
+		*out++ = abc[v >> 12 & 63];
+		*out++ = i + 1 < n ? abc[v >> 6 & 63] : '=';
+		*out++ = i + 2 < n ? abc[v & 63] : '=';
+	}
+	*out = '\0';
+}
+
+/* The pin computed apart from the transport's code: GnuTLS's SHA-256 key
+ * ID is the digest of the DER SubjectPublicKeyInfo (the same value as
+ * `openssl x509 -pubkey | openssl pkey -pubin -outform der | openssl
+ * dgst -sha256 -binary | base64`), encoded here. */
+static char *pin_of(gnutls_x509_crt_t crt, char *out)
+{
+	unsigned char id[32];
+	size_t len = sizeof(id);
+	cr_assert(eq(int, gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, id,
+		&len), 0));
+	cr_assert(eq(sz, len, 32));
+	memcpy(out, "sha256/", 7);
+	base64(id, len, out + 7);
+	cr_assert(eq(sz, strlen(out), 51));
+	return out;
+}
+
+static void early_write(void)
+{
+	transport_write(cl.t, "<stream>", 8);	/* before the handshake */
+}
+
+/* Direct TLS with a pin, the way a session starts: the stream header is
+ * written before the link is up, "ping" once it is. */
+static void run_pinned(gnutls_x509_crt_t crt, const char *pin, bool trust_ca)
+{
+	srv_start(SRV_ECHO, crt, NULL);
+	client_config(true);
+	cl.cfg.pin = pin;
+	if (!trust_ca) {
+		cl.cfg.ca_file = NULL;	/* the pin is all the trust there is */
+	}
+	cl.expect = 12;
+	client_start(&ping_scn);
+	early_write();
+	client_run();
+	srv_join();
+}
+
+static void expect_pinned_ok(gnutls_x509_crt_t crt)
+{
+	char pin[PIN_SIZE];
+	run_pinned(crt, pin_of(crt, pin), false);
+
+	cr_assert(eq(int, cl.errors, 0), "error: %s", cl.reason);
+	cr_assert(eq(int, cl.connected, 1));
+	cr_assert(got_equals(&cl.got, "<stream>ping", 12), "got %s", cl.got.data);
+	cr_assert(eq(str, cl.peer_pin, pin));
+}
+
+/* A rejected handshake: the reason names the server and says why, and
+ * not one byte of application data reached the server. */
+static void expect_rejected(const char *words)
+{
+	cr_assert(eq(int, cl.errors, 1));
+	cr_assert(eq(int, cl.err, TRANSPORT_ERR_TLS), "reason: %s", cl.reason);
+	cr_assert(eq(int, cl.connected, 0));
+	cr_assert(not(zero(ptr, strstr(cl.reason, words))), "reason: %s", cl.reason);
+	cr_assert(not(zero(ptr, strstr(cl.reason, "localhost"))), "reason: %s",
+		cl.reason);
+	cr_assert(not(srv.handshake_ok), "the server finished the handshake");
+	cr_assert(eq(sz, srv.got.len, 0), "the server got %zu bytes", srv.got.len);
+	cr_assert(not(cl.pin_at_error), "a peer pin without TLS");
+}
+
+static void expect_pinned_failure(gnutls_x509_crt_t crt, const char *words)
+{
+	char pin[PIN_SIZE];
+	run_pinned(crt, pin_of(crt, pin), false);
+	expect_rejected(words);
+}
+
+Test(transport, pin_replaces_ca_trust_unknown_ca)
+{
+	expect_pinned_ok(certs.unknown_ca);
+}
+
+Test(transport, pin_replaces_ca_trust_self_signed)
+{
+	expect_pinned_ok(certs.self_signed);
+}
+
+Test(transport, pin_with_trusted_ca)
+{
+	char pin[PIN_SIZE];
+	run_pinned(certs.good, pin_of(certs.good, pin), true);
+
+	cr_assert(eq(int, cl.errors, 0), "error: %s", cl.reason);
+	cr_assert(got_equals(&cl.got, "<stream>ping", 12), "got %s", cl.got.data);
+}
+
+Test(transport, pin_still_checks_name)
+{
+	expect_pinned_failure(certs.wrong_name, "does not match the expected");
+}
+
+Test(transport, pin_still_checks_expiry)
+{
+	expect_pinned_failure(certs.expired, "expired");
+}
+
+Test(transport, pin_still_checks_activation)
+{
+	expect_pinned_failure(certs.future, "not yet valid");
+}
+
+Test(transport, pin_mismatch_with_trusted_cert)
+{
+	char pin[PIN_SIZE];
+	char actual[PIN_SIZE];
+	run_pinned(certs.good, pin_of(certs.ca, pin), true);	/* the CA's key */
+
+	expect_rejected("does not match the configured pin");
+	cr_assert(not(zero(ptr, strstr(cl.reason, pin))), "reason: %s", cl.reason);
+	cr_assert(not(zero(ptr, strstr(cl.reason, pin_of(certs.good, actual)))),
+		"reason: %s", cl.reason);
+}
+
+Test(transport, pin_checked_without_verify)
+{
+	char pin[PIN_SIZE];
+	srv_start(SRV_ECHO, certs.good, NULL);
+	client_config(true);
+	cl.cfg.verify = false;
+	cl.cfg.pin = pin_of(certs.ca, pin);
+	client_start(&ping_scn);
+	early_write();
+	client_run();
+	srv_join();
+
+	expect_rejected("does not match the configured pin");
+}
+
+Test(transport, malformed_pin_never_matches)
+{
+	char pin[PIN_SIZE];
+	pin_of(certs.good, pin);
+	pin[6] = ':';	/* "sha256:..." */
+	run_pinned(certs.good, pin, true);
+
+	expect_rejected("does not match the configured pin");
+}
+
+Test(transport, peer_pin_is_the_key_digest)
+{
+	char pin[PIN_SIZE];
+	srv_start(SRV_ECHO, certs.good, NULL);
+	client_config(true);
+	cl.expect = 4;
+	client_start(&ping_scn);
+	cr_assert(zero(ptr, (void *)transport_peer_pin(cl.t)));
+	client_run();
+	srv_join();
+
+	cr_assert(eq(int, cl.errors, 0), "error: %s", cl.reason);
+	cr_assert(eq(str, cl.peer_pin, pin_of(certs.good, pin)));
+}
+
+Test(transport, peer_pin_after_starttls)
+{
+	char pin[PIN_SIZE];
+	srv_start(SRV_STARTTLS, certs.good, NULL);
+	client_config(false);
+	cl.expect = 8;
+	client_start(&starttls_scn);
+	client_run();
+	srv_join();
+
+	cr_assert(eq(int, cl.errors, 0), "error: %s", cl.reason);
+	cr_assert(not(cl.was_tls_before), "a pin before TLS");
+	cr_assert(eq(str, cl.peer_pin, pin_of(certs.good, pin)));
+}
+
+Test(transport, unknown_ca_reason_shows_server_key)
+{
+	char pin[PIN_SIZE];
+	srv_start(SRV_ECHO, certs.unknown_ca, NULL);
+	client_config(true);
+	client_start(&ping_scn);
+	early_write();
+	client_run();
+	srv_join();
+
+	expect_rejected("issuer is unknown");
+	cr_assert(not(zero(ptr, strstr(cl.reason, pin_of(certs.unknown_ca, pin)))),
+		"reason: %s", cl.reason);
+}
+
+/* Each rejection happens inside the handshake: the server never sees our
+ * Finished, let alone the bytes written while it ran. */
+Test(transport, no_data_after_rejection_tls12)
+{
+	char pin[PIN_SIZE];
+	srv_start(SRV_ECHO, certs.good, TLS12);
+	client_config(true);
+	cl.cfg.pin = pin_of(certs.ca, pin);
+	client_start(&ping_scn);
+	early_write();
+	client_run();
+	srv_join();
+
+	expect_rejected("does not match the configured pin");
+}
+
+static void starttls_reject_data(struct client *c)
+{
+	if (strstr(c->got.data, "<proceed/>") != NULL) {
+		buf_reset(&c->got);
+		transport_starttls(c->t);
+		transport_write(c->t, "<stream>", 8);	/* during the handshake */
+	}
+}
+
+static const struct scenario starttls_reject_scn = {
+	.connected = starttls_connected,
+	.data = starttls_reject_data,
+};
+
+static void run_starttls_rejected(gnutls_x509_crt_t crt, const char *pin)
+{
+	srv_start(SRV_STARTTLS, crt, NULL);
+	client_config(false);
+	cl.cfg.pin = pin;
+	client_start(&starttls_reject_scn);
+	client_run();
+	srv_join();
+
+	cr_assert(eq(int, cl.errors, 1));
+	cr_assert(eq(int, cl.err, TRANSPORT_ERR_TLS), "reason: %s", cl.reason);
+	cr_assert(eq(int, cl.tls_ready, 0));
+	cr_assert(not(srv.handshake_ok), "the server finished the handshake");
+	cr_assert(got_equals(&srv.got, "<starttls/>", 11), "server got %s", srv.got.data);
+}
+
+Test(transport, no_data_after_starttls_pin_rejection)
+{
+	char pin[PIN_SIZE];
+	run_starttls_rejected(certs.good, pin_of(certs.ca, pin));
+	cr_assert(not(zero(ptr, strstr(cl.reason, "configured pin"))), "reason: %s",
+		cl.reason);
+}
+
+Test(transport, no_data_after_starttls_ca_rejection)
+{
+	run_starttls_rejected(certs.unknown_ca, NULL);
+	cr_assert(not(zero(ptr, strstr(cl.reason, "issuer is unknown"))), "reason: %s",
 		cl.reason);
 }
 
