@@ -80,6 +80,8 @@ static char *check_jid(char **value);
 static char *check_resource(char **value);
 static char *check_host(char **value);
 static char *check_readable(char **value);
+static char *check_pin(char **value);
+static char *check_resolver(char **value);
 
 static const char *const tls_modes[] = {
 	[CONFIG_TLS_STARTTLS] = "starttls",
@@ -119,6 +121,19 @@ static const struct key keys[] = {
 		.check = check_readable },
 	{ "server", "tls_priority", KEY_STRING, NULL, FIELD(tls_priority),
 		.check = NULL },
+	{ "server", "pin", KEY_STRING, NULL, FIELD(pin), .check = check_pin },
+	{ "server", "resolver", KEY_STRING, NULL, FIELD(resolver),
+		.check = check_resolver },
+	{ "server", "connect_timeout", KEY_UINT, "10", FIELD(connect_timeout),
+		.min = 1, .max = 300 },
+	{ "server", "keepalive", KEY_UINT, "60", FIELD(keepalive),
+		.min = 5, .max = 3600 },
+	{ "server", "keepalive_timeout", KEY_UINT, "20", FIELD(keepalive_timeout),
+		.min = 1, .max = 600 },
+	{ "server", "reconnect_max", KEY_UINT, "300", FIELD(reconnect_max),
+		.min = 1, .max = 86400 },
+	{ "server", "stream_management", KEY_BOOL, "yes",
+		FIELD(stream_management), .check = NULL },
 	{ "presence", "show", KEY_WORD, "available", FIELD(show),
 		.choices = shows },
 	{ "presence", "status", KEY_STRING, NULL, FIELD(status), .check = NULL },
@@ -136,6 +151,10 @@ static const struct key keys[] = {
 		.min = 4 * KIB, .max = 64 * MIB },
 	{ "limits", "iq_timeout", KEY_UINT, "30", FIELD(iq_timeout),
 		.min = 1, .max = 3600 },
+	{ "delivery", "max_age", KEY_UINT, "3600", FIELD(max_age),
+		.min = 0, .max = 100 * 365 * 86400U },
+	{ "delivery", "queue", KEY_UINT, "1000", FIELD(queue),
+		.min = 1, .max = 1000000 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -458,6 +477,37 @@ static char *check_host(char **value)
 		unsigned char ch = (unsigned char)*p;
 		if (ch <= ' ' || ch == 0x7f || ch == '/') {
 			return xstrdup("not a host name or address");
+		}
+	}
+	return NULL;
+}
+
+/* "sha256/" and the base64 of a 32-byte SHA-256 digest of the server's
+ * SubjectPublicKeyInfo, as HPKP and curl's --pinnedpubkey write it. */
+static char *check_pin(char **value)
+{
+	static const char prefix[] = "sha256/";
+	const char *b64 = *value + strlen(prefix);
+	size_t n = strlen(b64);
+	if (strncmp(*value, prefix, strlen(prefix)) != 0 || n != 44 ||
+			b64[43] != '=' || b64[42] == '=') {
+		return xstrdup("not sha256/ followed by a base64 SHA-256 digest");
+	}
+	for (size_t i = 0; i < 43; i++) {
+		if (!isalnum((unsigned char)b64[i]) && b64[i] != '+' && b64[i] != '/') {
+			return xstrdup("not sha256/ followed by a base64 SHA-256 digest");
+		}
+	}
+	return NULL;
+}
+
+/* An IPv4 or IPv6 address, optionally with :PORT (IPv6 then in
+ * brackets), as c-ares' ares_set_servers_ports_csv takes it. */
+static char *check_resolver(char **value)
+{
+	for (const char *p = *value; *p != '\0'; p++) {
+		if (!isxdigit((unsigned char)*p) && strchr(".:[]", *p) == NULL) {
+			return xstrdup("not an IP address with an optional :port");
 		}
 	}
 	return NULL;

@@ -31,6 +31,13 @@ struct config {
 	enum config_tls tls;
 	char *ca_file;			/* NULL: system trust only */
 	char *tls_priority;		/* NULL: GnuTLS default, TLS >= 1.2 */
+	char *pin;			/* "sha256/BASE64" SPKI pin, or NULL */
+	char *resolver;			/* DNS server "IP[:PORT]", NULL: system */
+	unsigned connect_timeout;	/* seconds per address, default 10 */
+	unsigned keepalive;		/* quiet seconds before a probe, 60 */
+	unsigned keepalive_timeout;	/* seconds to answer it, 20 */
+	unsigned reconnect_max;		/* backoff cap in seconds, 300 */
+	bool stream_management;		/* use XEP-0198 when offered */
 
 	/* [presence] */
 	char *show;			/* NULL (available), away, chat, dnd, xa */
@@ -49,6 +56,10 @@ struct config {
 	/* [limits] */
 	size_t max_stanza;		/* default 1 MiB */
 	unsigned iq_timeout;		/* seconds, default 30 */
+
+	/* [delivery] */
+	unsigned max_age;		/* seconds an unsent message may wait */
+	unsigned queue;			/* messages held while offline */
 };
 
 /* Fills in every default. */

@@ -13,7 +13,10 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "daemon/dedup.h"
+#include "daemon/outbox.h"
 #include "daemon/xmppd.h"
+#include "proto/sm.h"
 #include "proto/xml.h"
 
 struct session;
@@ -30,8 +33,15 @@ struct xmppd {
 
 	struct session *session;	/* NULL when not connected */
 	uv_timer_t retry_timer;		/* next connection attempt */
+	uv_timer_t stable_timer;	/* resets the backoff once up a while */
 	unsigned retry_delay_ms;	/* current backoff */
 	uint64_t retry_at_ms;		/* loop time of the next attempt */
+	char *redirect_host;		/* see-other-host, for the next attempt */
+	int redirect_port;
+
+	struct sm sm;			/* XEP-0198 state across streams */
+	struct outbox outbox;		/* accepted messages not yet acked */
+	struct dedup seen;		/* (sender, origin-id) published */
 
 	struct iq_pending *iqs;		/* outstanding iq requests */
 	unsigned iq_serial;
@@ -47,15 +57,23 @@ void xmppd_enter_state(struct xmppd *x, enum xmppd_state st, const char *reason)
 bool xmppd_send(struct xmppd *x, const struct xml *stanza);
 /* A fresh random id for a stanza (caller frees). */
 char *xmppd_new_id(void);
-/* The connection went away: clean up and decide about retrying. */
-void xmppd_session_ended(struct xmppd *x, bool retry);
-/* The connection is online with the bound JID. */
-void xmppd_session_online(struct xmppd *x, const char *jid);
+/* The connection went away: clean up and, unless retry_ms is negative,
+ * try again after the backoff (or after at least retry_ms). */
+void xmppd_session_ended(struct xmppd *x, int retry_ms);
+/* The connection is online with the bound JID, resumed or fresh. */
+void xmppd_session_online(struct xmppd *x, const char *jid, bool resumed);
+/* Connect to host:port instead of the configured server next time. */
+void xmppd_redirect(struct xmppd *x, const char *host, int port);
 
 /* session.c: one connection attempt's transport and stream. */
 struct session *session_new(struct xmppd *x, char **cause);
 void session_free(struct session *s);
 bool session_send(struct session *s, const struct xml *stanza);
+/* Sends a stanza the outbox tracks; tag comes back through acks. */
+bool session_send_tagged(struct session *s, const struct xml *stanza,
+	uint64_t tag);
+/* Is XEP-0198 enabled on the current stream? */
+bool session_sm_enabled(const struct session *s);
 /* Sends </stream:stream> and calls done when the server answers or after
  * a bounded wait. */
 void session_close(struct session *s, void (*done)(struct xmppd *x));

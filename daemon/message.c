@@ -60,20 +60,26 @@ int message_send(struct xmppd *x, const struct message_args *m,
 	if (to == NULL) {
 		return xerr_set(e, "invalid-jid", "to: %s", err);
 	}
-	if (x->state != XMPPD_ONLINE) {
+	if (x->quitting) {
 		free(to);
-		return xerr_set(e, "not-connected", "the account is %s",
-			xmppd_state_name(x->state));
+		return xerr_set(e, "not-connected", "the daemon is stopping");
 	}
 	char *id = m->msg_id ? xstrdup(m->msg_id) : xmppd_new_id();
 	struct xml *msg = build(m, to, type, id);
 	free(to);
-	bool sent = xmppd_send(x, msg);
-	xml_free(msg);
-	if (!sent) {
+	char *check = xml_to_string(msg, NS_CLIENT);
+	if (check == NULL) {
+		xml_free(msg);
 		free(id);
 		return xerr_set(e, "bad-request",
 			"the message holds characters XML cannot carry");
+	}
+	free(check);
+	if (!outbox_add(x, id, msg)) {
+		free(id);
+		return xerr_set(e, "resource-constraint",
+			"%zu messages are already waiting to be sent",
+			outbox_count(&x->outbox));
 	}
 	*msg_id = id;
 	return 0;
@@ -134,6 +140,32 @@ static void set_error(json_t *ev, const struct xml *stanza)
 	set_text(ev, "error_text", err, "text", NS_STANZA_ERRORS);
 }
 
+/*
+ * Has this message been published already? A sender that re-sends after
+ * a failed stream resumption repeats its origin-id (XEP-0359), or at
+ * least its id; the key is that id with the sender's bare JID. Messages
+ * with neither cannot be recognised and always pass.
+ */
+static bool seen_before(struct xmppd *x, const struct xml *stanza)
+{
+	const struct xml *origin = xml_child(stanza, "origin-id", NS_SID);
+	const char *id = origin ? xml_attr(origin, "id") : xml_attr(stanza, "id");
+	const char *from = xml_attr(stanza, "from");
+	if (id == NULL || id[0] == '\0' || from == NULL) {
+		return false;
+	}
+	char *bare = jid_prep(from, true, NULL);
+	if (bare == NULL) {
+		return false;
+	}
+	char *key = xasprintf("%s%c%s%c%s", bare, '\0', origin ? "o" : "i", '\0', id);
+	size_t len = strlen(bare) + 3 + strlen(id);
+	bool dup = !dedup_add(&x->seen, key, len);
+	free(key);
+	free(bare);
+	return dup;
+}
+
 void message_handle(struct xmppd *x, const struct xml *stanza)
 {
 	const char *type = xml_attr(stanza, "type");
@@ -143,6 +175,10 @@ void message_handle(struct xmppd *x, const struct xml *stanza)
 	bool error = strcmp(type, "error") == 0;
 	if (!has_body && !has_subject && !error) {
 		log_debug("ignoring a message without body or subject");
+		return;
+	}
+	if (!error && seen_before(x, stanza)) {
+		log_debug("dropping a message published before");
 		return;
 	}
 	json_t *ev = json_object();

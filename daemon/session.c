@@ -1,7 +1,10 @@
 /*
- * One connection attempt: a transport (TCP, TLS) and a stream (XMPP
- * negotiation and stanzas) wired together, with the deadlines the stream
- * itself cannot keep because proto/ has no clock.
+ * One connection: the server's targets tried in turn, each a transport
+ * (TCP, TLS) wired to a stream (XMPP negotiation and stanzas), with the
+ * deadlines and probes the stream itself cannot keep because proto/ has
+ * no clock: the login deadline, the keepalive probe of a quiet stream,
+ * the short delay before asking for an ack, the wait for the server's
+ * </stream:stream>.
  *
  * Teardown is never done from inside a transport or stream callback: the
  * session marks itself finished and a zero-delay timer ends it on the
@@ -13,26 +16,52 @@
 #include "daemon/config.h"
 #include "daemon/core.h"
 #include "daemon/log.h"
+#include "daemon/resolve.h"
 #include "daemon/transport.h"
 #include "proto/alloc.h"
+#include "proto/ns.h"
 #include "proto/stream.h"
 
 #define NEGOTIATION_TIMEOUT_MS (30 * 1000)
 #define CLOSE_TIMEOUT_MS (3 * 1000)
+#define ACK_DELAY_MS 100
+#define POLICY_RETRY_MS (60 * 1000)
+#define MAX_TARGETS 64
+#define RESOLVE_TIMEOUT_MS (10 * 1000)
+
+struct target {
+	char *host;
+	int port;
+	bool direct_tls;
+};
 
 struct session {
 	struct xmppd *x;
+	struct resolver *resolver;	/* while looking up SRV records */
 	struct transport *transport;
 	struct stream *stream;
-	uv_timer_t timer;	/* negotiation deadline, then close wait */
+	char *password;		/* for each target's stream; wiped */
+	struct target targets[MAX_TARGETS];
+	size_t ntargets;
+	size_t cur;		/* the target being tried */
+	char *errors;		/* why earlier targets failed */
+
+	uv_timer_t timer;	/* login deadline, then close wait */
 	uv_timer_t reap;	/* ends the session outside callbacks */
+	uv_timer_t idle;	/* quiet stream: probe it */
+	uv_timer_t probe;	/* the probe's answer is late: dead */
+	uv_timer_t ack;		/* ask for an ack shortly after sending */
 	int handles;		/* open uv handles, freed at 0 */
+
+	bool online;
 	bool ended;
 	enum xmppd_state end_state;	/* OFFLINE, AUTH_FAILED, TLS_FAILED */
 	char *end_reason;
-	bool end_retry;
+	int end_retry_ms;		/* -1: no retry */
 	void (*close_done)(struct xmppd *x);
 };
+
+static void connect_target(struct session *s);
 
 static void reap_cb(uv_timer_t *t)
 {
@@ -46,15 +75,23 @@ static void reap_cb(uv_timer_t *t)
 	}
 	enum xmppd_state st = s->end_state;
 	char *reason = s->end_reason;
-	bool retry = s->end_retry;
+	int retry_ms = s->end_retry_ms;
 	s->end_reason = NULL;
-	xmppd_session_ended(x, retry);	/* frees s */
+	xmppd_session_ended(x, retry_ms);	/* frees s */
 	xmppd_enter_state(x, st, reason);
 	free(reason);
 }
 
+static void stop_timers(struct session *s)
+{
+	uv_timer_stop(&s->timer);
+	uv_timer_stop(&s->idle);
+	uv_timer_stop(&s->probe);
+	uv_timer_stop(&s->ack);
+}
+
 /* Ends the session from wherever we are: the work happens in reap_cb. */
-static void finish(struct session *s, enum xmppd_state st, bool retry,
+static void finish(struct session *s, enum xmppd_state st, int retry_ms,
 	const char *reason)
 {
 	if (s->ended) {
@@ -62,9 +99,9 @@ static void finish(struct session *s, enum xmppd_state st, bool retry,
 	}
 	s->ended = true;
 	s->end_state = st;
-	s->end_retry = retry;
+	s->end_retry_ms = retry_ms;
 	s->end_reason = reason ? xstrdup(reason) : NULL;
-	uv_timer_stop(&s->timer);
+	stop_timers(s);
 	uv_timer_start(&s->reap, reap_cb, 0, 0);
 }
 
@@ -80,14 +117,56 @@ static void stream_start_tls_cb(void *ud)
 	transport_starttls(s->transport);
 }
 
+static void idle_cb(uv_timer_t *t);
+
+/* Anything from the server proves the connection alive. */
+static void heard_from_server(struct session *s)
+{
+	if (!s->online || s->ended) {
+		return;
+	}
+	uv_timer_stop(&s->probe);
+	uv_timer_start(&s->idle, idle_cb, s->x->cfg->keepalive * 1000, 0);
+}
+
+static void went_online(struct session *s, const char *jid, bool resumed)
+{
+	uv_timer_stop(&s->timer);
+	s->online = true;
+	const char *mech = stream_mechanism(s->stream);
+	const char *tls = transport_tls_desc(s->transport);
+	const char *pin = transport_peer_pin(s->transport);
+	log_info("%s as %s (%s, %s%s)", resumed ? "resumed" : "online", jid,
+		mech ? mech : "?", tls ? tls : "no TLS",
+		stream_sm_enabled(s->stream) ? ", stream management" : "");
+	if (pin != NULL) {
+		log_info("server key: %s", pin);
+	}
+	heard_from_server(s);
+	xmppd_session_online(s->x, jid, resumed);
+}
+
 static void stream_online_cb(void *ud, const char *jid)
 {
+	went_online(ud, jid, false);
+}
+
+static void stream_resumed_cb(void *ud, const char *jid)
+{
+	went_online(ud, jid, true);
+}
+
+static void stream_resume_failed_cb(void *ud)
+{
+	log_info("the server could not resume the session; starting a new one");
+}
+
+static void stream_acked_cb(void *ud, uint64_t tag)
+{
 	struct session *s = ud;
-	uv_timer_stop(&s->timer);
-	log_info("online as %s (%s, %s)", jid,
-		stream_mechanism(s->stream) ? stream_mechanism(s->stream) : "?",
-		transport_tls_desc(s->transport) ? transport_tls_desc(s->transport) : "no TLS");
-	xmppd_session_online(s->x, jid);
+	if (tag != 0) {
+		outbox_acked(s->x, tag);
+	}
 }
 
 static void stream_stanza_cb(void *ud, struct xml *stanza)
@@ -96,12 +175,82 @@ static void stream_stanza_cb(void *ud, struct xml *stanza)
 	dispatch_stanza(s->x, stanza);
 }
 
-/*
- * What a failure means for retrying: credentials and TLS problems stop
- * until the user acts; a conflict (another client took our resource)
- * would only fight back and forth, so it stops too; anything else is
- * retried with backoff.
- */
+/* "host", "host:port", "[v6]:port" from a see-other-host error. */
+static bool parse_redirect(const char *text, char **host, int *port)
+{
+	if (text == NULL || text[0] == '\0' || strlen(text) > 255) {
+		return false;
+	}
+	const char *colon = NULL;
+	const char *start = text;
+	const char *end;
+	if (text[0] == '[') {
+		end = strchr(text, ']');
+		if (end == NULL) {
+			return false;
+		}
+		start = text + 1;
+		colon = end[1] == ':' ? end + 1 : NULL;
+	} else {
+		colon = strrchr(text, ':');
+		end = colon ? colon : text + strlen(text);
+	}
+	*port = 0;
+	if (colon != NULL) {
+		char *stop = NULL;
+		long p = strtol(colon + 1, &stop, 10);
+		if (*stop != '\0' || p < 1 || p > 65535) {
+			return false;
+		}
+		*port = (int)p;
+	}
+	*host = xstrndup(start, (size_t)(end - start));
+	return (*host)[0] != '\0';
+}
+
+/* Stream errors after which trying again cannot help (RFC 6120 4.9.3):
+ * the account or the address is wrong, or another client took over. */
+static bool stream_error_is_final(const char *condition)
+{
+	static const char *const final[] = {
+		"conflict", "host-unknown", "host-gone", "not-authorized",
+		"improper-addressing", "invalid-from", "unsupported-version",
+		NULL,
+	};
+	for (size_t i = 0; condition != NULL && final[i] != NULL; i++) {
+		if (strcmp(condition, final[i]) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void on_stream_error(struct session *s, const char *condition,
+	const char *text, const char *reason)
+{
+	char *host = NULL;
+	int port = 0;
+	if (condition != NULL && strcmp(condition, "see-other-host") == 0 &&
+			parse_redirect(text, &host, &port)) {
+		log_info("the server sends us to %s", text);
+		xmppd_redirect(s->x, host, port);
+		free(host);
+		finish(s, XMPPD_OFFLINE, 1, reason);
+		return;
+	}
+	log_warnx("stream error: %s", reason);
+	if (stream_error_is_final(condition)) {
+		finish(s, XMPPD_OFFLINE, -1, reason);
+	} else if (condition != NULL && strcmp(condition, "policy-violation") == 0) {
+		finish(s, XMPPD_OFFLINE, POLICY_RETRY_MS, reason);
+	} else {
+		finish(s, XMPPD_OFFLINE, 0, reason);
+	}
+}
+
+/* What a failure means for retrying: credentials and TLS problems stop
+ * until the user acts; stream errors depend on the condition; anything
+ * else is retried with backoff (and the stream resumed if it can be). */
 static void stream_failed_cb(void *ud, enum stream_fail kind,
 	const char *condition, const char *text)
 {
@@ -111,20 +260,18 @@ static void stream_failed_cb(void *ud, enum stream_fail kind,
 	switch (kind) {
 	case STREAM_FAIL_AUTH:
 		log_error("authentication failed: %s", reason);
-		finish(s, XMPPD_AUTH_FAILED, false, reason);
+		finish(s, XMPPD_AUTH_FAILED, -1, reason);
 		break;
 	case STREAM_FAIL_TLS:
 		log_error("TLS: %s", reason);
-		finish(s, XMPPD_TLS_FAILED, false, reason);
+		finish(s, XMPPD_TLS_FAILED, -1, reason);
 		break;
 	case STREAM_FAIL_STREAM_ERROR:
-		log_warnx("stream error: %s", reason);
-		finish(s, XMPPD_OFFLINE, condition == NULL ||
-			strcmp(condition, "conflict") != 0, reason);
+		on_stream_error(s, condition, text, reason);
 		break;
 	default:
 		log_warnx("stream ended: %s", reason);
-		finish(s, XMPPD_OFFLINE, true, reason);
+		finish(s, XMPPD_OFFLINE, 0, reason);
 		break;
 	}
 	free(reason);
@@ -135,9 +282,9 @@ static void stream_closed_cb(void *ud)
 	struct session *s = ud;
 	transport_shutdown(s->transport);
 	if (s->close_done == NULL) {
-		finish(s, XMPPD_OFFLINE, true, "the server closed the stream");
+		finish(s, XMPPD_OFFLINE, 0, "the server closed the stream");
 	} else {
-		uv_timer_stop(&s->timer);
+		stop_timers(s);
 		uv_timer_start(&s->reap, reap_cb, 0, 0);
 	}
 }
@@ -156,6 +303,9 @@ static const struct stream_cb stream_callbacks = {
 	.send = stream_send_cb,
 	.start_tls = stream_start_tls_cb,
 	.online = stream_online_cb,
+	.resumed = stream_resumed_cb,
+	.resume_failed = stream_resume_failed_cb,
+	.acked = stream_acked_cb,
 	.stanza = stream_stanza_cb,
 	.failed = stream_failed_cb,
 	.closed = stream_closed_cb,
@@ -166,6 +316,9 @@ static const struct stream_cb stream_callbacks_traced = {
 	.send = stream_send_cb,
 	.start_tls = stream_start_tls_cb,
 	.online = stream_online_cb,
+	.resumed = stream_resumed_cb,
+	.resume_failed = stream_resume_failed_cb,
+	.acked = stream_acked_cb,
 	.stanza = stream_stanza_cb,
 	.failed = stream_failed_cb,
 	.closed = stream_closed_cb,
@@ -187,6 +340,7 @@ static void transport_data_cb(void *ud, const char *data, size_t len)
 {
 	struct session *s = ud;
 	if (!s->ended) {
+		heard_from_server(s);
 		stream_feed(s->stream, data, len);
 	}
 }
@@ -197,20 +351,43 @@ static void transport_tls_ready_cb(void *ud, const struct stream_tls_info *tls)
 	stream_tls_ready(s->stream, tls);
 }
 
+/* The target could not be reached: try the next one, if any. */
+static void next_target(struct session *s, const char *reason)
+{
+	char *errors = s->errors ? xasprintf("%s; %s", s->errors, reason) :
+		xstrdup(reason);
+	free(s->errors);
+	s->errors = errors;
+	if (s->cur + 1 >= s->ntargets) {
+		finish(s, XMPPD_OFFLINE, 0, s->errors);
+		return;
+	}
+	s->cur++;
+	transport_free(s->transport);
+	stream_free(s->stream);
+	s->transport = NULL;
+	s->stream = NULL;
+	connect_target(s);
+}
+
 static void transport_error_cb(void *ud, enum transport_error err, const char *reason)
 {
 	struct session *s = ud;
 	if (s->close_done != NULL) {
-		uv_timer_stop(&s->timer);
+		stop_timers(s);
 		uv_timer_start(&s->reap, reap_cb, 0, 0);
 		return;
 	}
 	if (err == TRANSPORT_ERR_TLS) {
 		log_error("TLS failed: %s", reason);
-		finish(s, XMPPD_TLS_FAILED, false, reason);
+		finish(s, XMPPD_TLS_FAILED, -1, reason);
+	} else if ((err == TRANSPORT_ERR_CONNECT || err == TRANSPORT_ERR_RESOLVE) &&
+			!s->ended) {
+		log_warnx("connection: %s", reason);
+		next_target(s, reason);
 	} else {
 		log_warnx("connection: %s", reason);
-		finish(s, XMPPD_OFFLINE, true, reason);
+		finish(s, XMPPD_OFFLINE, 0, reason);
 	}
 }
 
@@ -224,7 +401,7 @@ static const struct transport_cb transport_callbacks = {
 static void negotiation_timeout_cb(uv_timer_t *t)
 {
 	struct session *s = t->data;
-	finish(s, XMPPD_OFFLINE, true, "timed out while logging in");
+	finish(s, XMPPD_OFFLINE, 0, "timed out while logging in");
 }
 
 static void close_timeout_cb(uv_timer_t *t)
@@ -232,6 +409,123 @@ static void close_timeout_cb(uv_timer_t *t)
 	struct session *s = t->data;
 	log_debug("no </stream:stream> from the server in time; closing");
 	uv_timer_start(&s->reap, reap_cb, 0, 0);
+}
+
+static void probe_timeout_cb(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	char *reason = xasprintf("no answer from the server within %u s",
+		s->x->cfg->keepalive_timeout);
+	log_warnx("%s: the connection is dead", reason);
+	finish(s, XMPPD_OFFLINE, 0, reason);
+	free(reason);
+}
+
+/* The stream has been quiet for [server] keepalive seconds: ask for an
+ * ack (or ping the server without stream management); anything heard
+ * in time cancels the verdict. */
+static void idle_cb(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	if (!stream_request_ack(s->stream)) {
+		struct xml *ping = xml_new("iq", NS_CLIENT);
+		char *id = xmppd_new_id();
+		xml_set_attr(ping, "type", "get");
+		xml_set_attr(ping, "id", id);
+		xml_set_attr(ping, "to", s->x->domain);
+		xml_add(ping, "ping", NS_PING);
+		stream_send(s->stream, ping);
+		xml_free(ping);
+		free(id);
+	}
+	uv_timer_start(&s->probe, probe_timeout_cb,
+		s->x->cfg->keepalive_timeout * 1000, 0);
+}
+
+static void ack_cb(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	stream_request_ack(s->stream);
+}
+
+static void connect_target(struct session *s)
+{
+	struct xmppd *x = s->x;
+	const struct config *cfg = x->cfg;
+	const struct target *tg = &s->targets[s->cur];
+	struct stream_config sc = {
+		.jid = x->bare_jid,
+		.resource = cfg->resource,
+		.password = s->password,
+		.tls_required = true,
+		.direct_tls = tg->direct_tls,
+		.limits = { .max_stanza = cfg->max_stanza },
+		.sm = cfg->stream_management ? &x->sm : NULL,
+	};
+	s->stream = stream_new(&sc, cfg->log_xml ? &stream_callbacks_traced :
+		&stream_callbacks, s);
+	struct transport_config tc = {
+		.host = tg->host,
+		.port = tg->port,
+		.direct_tls = tg->direct_tls,
+		.server_name = x->domain,
+		.ca_file = cfg->ca_file,
+		.priority = cfg->tls_priority,
+		.pin = cfg->pin,
+		.connect_timeout_ms = cfg->connect_timeout * 1000,
+		.verify = true,
+	};
+	s->transport = transport_new(x->loop, &tc, &transport_callbacks, s);
+	log_info("connecting to %s port %d (%s)", tg->host, tg->port,
+		tg->direct_tls ? "direct TLS" : "STARTTLS");
+	transport_connect(s->transport);
+}
+
+static void add_target(struct session *s, const char *host, int port, bool direct)
+{
+	if (s->ntargets == MAX_TARGETS) {
+		return;
+	}
+	struct target *t = &s->targets[s->ntargets++];
+	t->host = xstrdup(host);
+	t->direct_tls = direct;
+	t->port = port ? port : direct ? 5223 : 5222;
+}
+
+static void resolved_cb(void *ud, const struct resolve_target *targets,
+	size_t n, const char *error)
+{
+	struct session *s = ud;
+	if (n == 0) {
+		log_warnx("%s: %s", s->x->domain, error ? error : "no targets");
+		finish(s, XMPPD_OFFLINE, 0, error ? error : "no XMPP service found");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		log_debug("target %zu: %s port %d (%s)", i, targets[i].host,
+			targets[i].port, targets[i].direct_tls ? "direct TLS" : "STARTTLS");
+		add_target(s, targets[i].host, targets[i].port, targets[i].direct_tls);
+	}
+	connect_target(s);
+}
+
+/* No host configured: ask DNS (SRV, RFC 6120 3.2 and XEP-0368). */
+static bool start_lookup(struct session *s, char **cause)
+{
+	s->resolver = resolver_new(s->x->loop, s->x->cfg->resolver, cause);
+	if (s->resolver == NULL) {
+		return false;
+	}
+	log_info("looking up the XMPP service of %s", s->x->domain);
+	resolve_srv(s->resolver, s->x->domain, RESOLVE_TIMEOUT_MS, resolved_cb, s);
+	return true;
+}
+
+static void init_timer(struct session *s, uv_timer_t *t)
+{
+	uv_timer_init(s->x->loop, t);
+	t->data = s;
+	s->handles++;
 }
 
 struct session *session_new(struct xmppd *x, char **cause)
@@ -243,41 +537,28 @@ struct session *session_new(struct xmppd *x, char **cause)
 	}
 	struct session *s = xcalloc(1, sizeof(*s));
 	s->x = x;
-	struct stream_config sc = {
-		.jid = x->bare_jid,
-		.resource = cfg->resource,
-		.password = password,
-		.tls_required = true,
-		.direct_tls = cfg->tls == CONFIG_TLS_DIRECT,
-		.limits = { .max_stanza = cfg->max_stanza },
-	};
-	s->stream = stream_new(&sc, cfg->log_xml ? &stream_callbacks_traced :
-		&stream_callbacks, s);
-	freezero_str(password);
-
-	int port = cfg->port;
-	if (port == 0) {
-		port = cfg->tls == CONFIG_TLS_DIRECT ? 5223 : 5222;
+	s->password = password;
+	bool direct = cfg->tls == CONFIG_TLS_DIRECT;
+	if (x->redirect_host != NULL) {
+		add_target(s, x->redirect_host, x->redirect_port, direct);
+		free(x->redirect_host);
+		x->redirect_host = NULL;
+	} else if (cfg->host != NULL) {
+		add_target(s, cfg->host, cfg->port, direct);
+	} else if (!start_lookup(s, cause)) {
+		freezero_str(password);
+		free(s);
+		return NULL;
 	}
-	struct transport_config tc = {
-		.host = cfg->host ? cfg->host : x->domain,
-		.port = port,
-		.direct_tls = cfg->tls == CONFIG_TLS_DIRECT,
-		.server_name = x->domain,
-		.ca_file = cfg->ca_file,
-		.priority = cfg->tls_priority,
-		.verify = true,
-	};
-	s->transport = transport_new(x->loop, &tc, &transport_callbacks, s);
-	uv_timer_init(x->loop, &s->timer);
-	uv_timer_init(x->loop, &s->reap);
-	s->timer.data = s;
-	s->reap.data = s;
-	s->handles = 2;
+	init_timer(s, &s->timer);
+	init_timer(s, &s->reap);
+	init_timer(s, &s->idle);
+	init_timer(s, &s->probe);
+	init_timer(s, &s->ack);
 	uv_timer_start(&s->timer, negotiation_timeout_cb, NEGOTIATION_TIMEOUT_MS, 0);
-	log_info("connecting to %s port %d (%s)", tc.host, port,
-		tc.direct_tls ? "direct TLS" : "STARTTLS");
-	transport_connect(s->transport);
+	if (s->ntargets > 0) {
+		connect_target(s);
+	}
 	return s;
 }
 
@@ -285,6 +566,10 @@ static void handle_closed(uv_handle_t *h)
 {
 	struct session *s = h->data;
 	if (--s->handles == 0) {
+		for (size_t i = 0; i < s->ntargets; i++) {
+			free(s->targets[i].host);
+		}
+		free(s->errors);
 		free(s->end_reason);
 		free(s);
 	}
@@ -295,42 +580,61 @@ void session_free(struct session *s)
 	if (s == NULL) {
 		return;
 	}
+	resolver_free(s->resolver);
 	transport_free(s->transport);
 	stream_free(s->stream);
+	s->resolver = NULL;
 	s->transport = NULL;
 	s->stream = NULL;
+	freezero_str(s->password);
+	s->password = NULL;
 	uv_close((uv_handle_t *)&s->timer, handle_closed);
 	uv_close((uv_handle_t *)&s->reap, handle_closed);
+	uv_close((uv_handle_t *)&s->idle, handle_closed);
+	uv_close((uv_handle_t *)&s->probe, handle_closed);
+	uv_close((uv_handle_t *)&s->ack, handle_closed);
 }
 
 bool session_send(struct session *s, const struct xml *stanza)
 {
-	if (s->ended) {
+	return session_send_tagged(s, stanza, 0);
+}
+
+bool session_send_tagged(struct session *s, const struct xml *stanza, uint64_t tag)
+{
+	if (s->ended || !stream_send_tagged(s->stream, stanza, tag)) {
 		return false;
 	}
-	return stream_send(s->stream, stanza);
+	if (stream_sm_enabled(s->stream) && !uv_is_active((uv_handle_t *)&s->ack)) {
+		uv_timer_start(&s->ack, ack_cb, ACK_DELAY_MS, 0);
+	}
+	return true;
+}
+
+bool session_sm_enabled(const struct session *s)
+{
+	return s->stream != NULL && stream_sm_enabled(s->stream);
 }
 
 void session_close(struct session *s, void (*done)(struct xmppd *x))
 {
 	s->close_done = done;
+	stop_timers(s);
 	if (s->ended || stream_state(s->stream) != STREAM_ONLINE) {
-		uv_timer_stop(&s->timer);
 		uv_timer_start(&s->reap, reap_cb, 0, 0);
 		return;
 	}
 	s->ended = true;
 	stream_close(s->stream);
-	uv_timer_stop(&s->timer);
 	uv_timer_start(&s->timer, close_timeout_cb, CLOSE_TIMEOUT_MS, 0);
 }
 
 const char *session_mechanism(const struct session *s)
 {
-	return stream_mechanism(s->stream);
+	return s->stream ? stream_mechanism(s->stream) : NULL;
 }
 
 const char *session_tls_desc(const struct session *s)
 {
-	return transport_tls_desc(s->transport);
+	return s->transport ? transport_tls_desc(s->transport) : NULL;
 }

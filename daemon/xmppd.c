@@ -18,7 +18,8 @@
 #include "proto/reader.h"
 
 #define RETRY_MIN_MS 1000
-#define RETRY_MAX_MS (300 * 1000)
+#define DEDUP_KEYS 8192	/* recent inbound messages remembered */
+#define STABLE_MS (60 * 1000)	/* up this long: the backoff starts over */
 
 static const char *const state_names[] = {
 	[XMPPD_OFFLINE] = "offline",
@@ -63,10 +64,10 @@ char *xmppd_new_id(void)
 	return id;
 }
 
-static void publish_state(struct xmppd *x)
+static void publish_state_named(struct xmppd *x, const char *name)
 {
 	json_t *ev = json_object();
-	json_object_set_new(ev, "state", json_string(state_names[x->state]));
+	json_object_set_new(ev, "state", json_string(name));
 	if (x->reason != NULL) {
 		json_object_set_new(ev, "reason", json_string(x->reason));
 	}
@@ -79,6 +80,11 @@ static void publish_state(struct xmppd *x)
 		json_object_set_new(ev, "jid", json_string(x->full_jid));
 	}
 	events_publish("state", ev);
+}
+
+static void publish_state(struct xmppd *x)
+{
+	publish_state_named(x, state_names[x->state]);
 }
 
 void xmppd_enter_state(struct xmppd *x, enum xmppd_state st, const char *reason)
@@ -98,13 +104,12 @@ void xmppd_enter_state(struct xmppd *x, enum xmppd_state st, const char *reason)
 static void connect_now(struct xmppd *x)
 {
 	char *cause = NULL;
+	uv_timer_stop(&x->retry_timer);
 	xmppd_enter_state(x, XMPPD_CONNECTING, NULL);
 	x->session = session_new(x, &cause);
 	if (x->session == NULL) {
 		/* A local problem (password command failed...): retry later. */
-		free(x->reason);
-		x->reason = NULL;
-		xmppd_session_ended(x, true);
+		xmppd_session_ended(x, 0);
 		xmppd_enter_state(x, XMPPD_OFFLINE, cause);
 		free(cause);
 	}
@@ -119,8 +124,8 @@ static void retry_cb(uv_timer_t *t)
 }
 
 /* Exponential backoff with jitter: the next delay is between half and all
- * of a doubling interval, capped. */
-static void schedule_retry(struct xmppd *x)
+ * of a doubling interval, capped; at least min_ms. */
+static void schedule_retry(struct xmppd *x, unsigned min_ms)
 {
 	unsigned base = x->retry_delay_ms ? x->retry_delay_ms : RETRY_MIN_MS;
 	unsigned r;
@@ -128,33 +133,92 @@ static void schedule_retry(struct xmppd *x)
 		r = 0;
 	}
 	unsigned delay = base / 2 + r % (base / 2 + 1);
-	x->retry_delay_ms = base * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : base * 2;
+	if (delay < min_ms) {
+		delay = min_ms;
+	}
+	unsigned cap = x->cfg->reconnect_max * 1000;
+	if (delay > cap) {
+		delay = cap;
+	}
+	x->retry_delay_ms = base * 2 > cap ? cap : base * 2;
 	x->retry_at_ms = uv_now(x->loop) + delay;
 	uv_timer_start(&x->retry_timer, retry_cb, delay, 0);
 }
 
-void xmppd_session_online(struct xmppd *x, const char *jid)
+static void stable_cb(uv_timer_t *t)
+{
+	struct xmppd *x = t->data;
+	x->retry_delay_ms = 0;
+}
+
+/* Messages the previous session left unacknowledged are in the outbox
+ * too; the stream's copies are dropped and the outbox sends them again. */
+static void drop_sm_queue(struct xmppd *x)
+{
+	size_t n = 0;
+	struct sm_entry *q = sm_take_queue(&x->sm, &n);
+	for (size_t i = 0; i < n; i++) {
+		free(q[i].data);
+	}
+	free(q);
+}
+
+void xmppd_session_online(struct xmppd *x, const char *jid, bool resumed)
 {
 	free(x->full_jid);
 	x->full_jid = xstrdup(jid);
-	x->retry_delay_ms = 0;
+	uv_timer_start(&x->stable_timer, stable_cb, STABLE_MS, 0);
+	if (resumed) {
+		log_info("state %s -> online (resumed)", state_names[x->state]);
+		x->state = XMPPD_ONLINE;
+		free(x->reason);
+		x->reason = NULL;
+		publish_state_named(x, "resumed");
+		outbox_flush(x);
+		return;
+	}
+	iq_fail_all(x, "not-connected", "the connection was lost");
 	xmppd_enter_state(x, XMPPD_ONLINE, NULL);
 	presence_send_initial(x);
+	drop_sm_queue(x);
+	outbox_fresh_session(x);
+	outbox_flush(x);
 }
 
-void xmppd_session_ended(struct xmppd *x, bool retry)
+void xmppd_session_ended(struct xmppd *x, int retry_ms)
 {
 	session_free(x->session);
 	x->session = NULL;
-	free(x->full_jid);
-	x->full_jid = NULL;
-	iq_fail_all(x, "not-connected", "the connection was lost");
+	uv_timer_stop(&x->stable_timer);
+	if (!x->sm.resumable) {
+		iq_fail_all(x, "not-connected", "the connection was lost");
+	}
 	if (x->quitting) {
 		return;
 	}
-	if (retry) {
-		schedule_retry(x);
+	if (retry_ms >= 0) {
+		schedule_retry(x, (unsigned)retry_ms);
 	}
+}
+
+void xmppd_redirect(struct xmppd *x, const char *host, int port)
+{
+	free(x->redirect_host);
+	x->redirect_host = xstrdup(host);
+	x->redirect_port = port;
+}
+
+void xmppd_reconnect(struct xmppd *x)
+{
+	if (x->quitting) {
+		return;
+	}
+	x->retry_delay_ms = 0;
+	if (x->session != NULL) {
+		session_free(x->session);
+		x->session = NULL;
+	}
+	connect_now(x);
 }
 
 struct xmppd *xmppd_new(uv_loop_t *loop, struct config *cfg)
@@ -167,13 +231,22 @@ struct xmppd *xmppd_new(uv_loop_t *loop, struct config *cfg)
 	const char *at = strchr(x->bare_jid, '@');
 	x->domain = xstrdup(at ? at + 1 : x->bare_jid);
 	uv_timer_init(loop, &x->retry_timer);
+	uv_timer_init(loop, &x->stable_timer);
 	x->retry_timer.data = x;
+	x->stable_timer.data = x;
+	sm_init(&x->sm);
+	outbox_init(&x->outbox);
+	dedup_init(&x->seen, DEDUP_KEYS);
 	return x;
 }
 
-static void retry_timer_closed(uv_handle_t *h)
+static void stable_timer_closed(uv_handle_t *h)
 {
 	struct xmppd *x = h->data;
+	sm_finish(&x->sm);
+	outbox_finish(&x->outbox);
+	dedup_finish(&x->seen);
+	free(x->redirect_host);
 	free(x->reason);
 	free(x->bare_jid);
 	free(x->full_jid);
@@ -190,7 +263,8 @@ void xmppd_free(struct xmppd *x)
 	x->session = NULL;
 	x->quitting = true;
 	iq_fail_all(x, "not-connected", "the daemon is stopping");
-	uv_close((uv_handle_t *)&x->retry_timer, retry_timer_closed);
+	uv_close((uv_handle_t *)&x->retry_timer, NULL);
+	uv_close((uv_handle_t *)&x->stable_timer, stable_timer_closed);
 }
 
 void xmppd_start(struct xmppd *x)
@@ -220,6 +294,7 @@ void xmppd_quit(struct xmppd *x)
 	}
 	x->quitting = true;
 	uv_timer_stop(&x->retry_timer);
+	uv_timer_stop(&x->stable_timer);
 	if (x->state == XMPPD_ONLINE) {
 		presence_send_unavailable(x);
 	}
@@ -259,7 +334,9 @@ json_t *xmppd_status(const struct xmppd *x)
 			json_object_set_new(o, "tls", json_string(tls));
 		}
 	}
-	json_object_set_new(o, "sm", json_false());
+	json_object_set_new(o, "sm", json_boolean(x->session != NULL &&
+		x->state == XMPPD_ONLINE && session_sm_enabled(x->session)));
+	json_object_set_new(o, "outbox", json_integer((json_int_t)outbox_count(&x->outbox)));
 	json_t *features = json_array();
 	for (size_t i = 0; disco_features[i] != NULL; i++) {
 		json_array_append_new(features, json_string(disco_features[i]));

@@ -51,6 +51,11 @@ void xmppd_quit(struct xmppd *x);
  * close the control socket and the loop can end). */
 void xmppd_on_stopped(struct xmppd *x, void (*cb)(void *ud), void *ud);
 
+/* Drops the current connection, if any, and connects at once (resuming
+ * the stream when the server still holds it); also after auth-failed or
+ * tls-failed, which otherwise stop retrying. */
+void xmppd_reconnect(struct xmppd *x);
+
 enum xmppd_state xmppd_state(const struct xmppd *x);
 /* The bound full JID when online, else the configured bare JID. */
 const char *xmppd_jid(const struct xmppd *x);
@@ -68,7 +73,9 @@ struct message_args {
 	const char *msg_id;	/* NULL: generated */
 };
 
-/* Sends a message; *msg_id receives its id (caller frees). */
+/* Accepts a message into the outbox (sent at once when online, queued
+ * otherwise); *msg_id receives its id (caller frees). "sent" events
+ * follow its lifecycle. */
 int message_send(struct xmppd *x, const struct message_args *m,
 	char **msg_id, struct xerr *e);
 

@@ -121,6 +121,32 @@ static void assert_defaults(const struct config *c, bool account)
 	cr_assert(eq(int, c->log_xml, false));
 	cr_assert(eq(sz, c->max_stanza, 1024 * 1024));
 	cr_assert(eq(uint, c->iq_timeout, 30));
+	cr_assert(zero(ptr, c->pin));
+	cr_assert(zero(ptr, c->resolver));
+	cr_assert(eq(uint, c->connect_timeout, 10));
+	cr_assert(eq(uint, c->keepalive, 60));
+	cr_assert(eq(uint, c->reconnect_max, 300));
+	cr_assert(eq(uint, c->keepalive_timeout, 20));
+	cr_assert(eq(int, c->stream_management, true));
+	cr_assert(eq(uint, c->max_age, 3600));
+	cr_assert(eq(uint, c->queue, 1000));
+}
+
+Test(config, reliability_keys)
+{
+	load_text_ok("[account]\njid = a@example.org\n"
+		"[server]\npin = sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n"
+		"resolver = 127.0.0.1:5353\nkeepalive = 30\nkeepalive_timeout = 5\n"
+		"stream_management = no\nconnect_timeout = 3\n"
+		"[delivery]\nmax_age = 0\nqueue = 10\n");
+	cr_assert(eq(str, cfg.pin, "sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="));
+	cr_assert(eq(str, cfg.resolver, "127.0.0.1:5353"));
+	cr_assert(eq(uint, cfg.keepalive, 30));
+	cr_assert(eq(uint, cfg.keepalive_timeout, 5));
+	cr_assert(eq(int, cfg.stream_management, false));
+	cr_assert(eq(uint, cfg.connect_timeout, 3));
+	cr_assert(eq(uint, cfg.max_age, 0));
+	cr_assert(eq(uint, cfg.queue, 10));
 }
 
 Test(config, init_sets_every_default)
@@ -290,6 +316,19 @@ ParameterizedTestParameters(config, rejects_with_file_and_line)
 			":2: [server] ca_file: Is a directory: '/'" },
 		{ "[server]\nhost = a b\n",
 			":2: [server] host: not a host name or address: 'a b'" },
+		{ "[server]\npin = sha256/abc=\n",
+			":2: [server] pin: not sha256/ followed by a base64 SHA-256 "
+			"digest: 'sha256/abc='" },
+		{ "[server]\npin = md5/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n",
+			":2: [server] pin: not sha256/ followed by a base64 SHA-256 "
+			"digest: 'md5/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='" },
+		{ "[server]\nresolver = dns.example\n",
+			":2: [server] resolver: not an IP address with an optional "
+			":port: 'dns.example'" },
+		{ "[server]\nkeepalive = 1\n",
+			":2: [server] keepalive: not a number between 5 and 3600: '1'" },
+		{ "[delivery]\nqueue = 0\n",
+			":2: [delivery] queue: not a number between 1 and 1000000: '0'" },
 		{ "[presence]\nshow = busy\n",
 			":2: [presence] show: not one of available, away, chat, dnd, "
 			"xa: 'busy'" },
