@@ -191,6 +191,12 @@ static json_t *cmd_quit(struct ipc_client *c, json_t *req, json_t *id)
 	return NULL;
 }
 
+static json_t *cmd_reconnect(struct ipc_client *c, json_t *req, json_t *id)
+{
+	xmppd_reconnect(c->ipc->x);
+	return ipc_json_ok(id);
+}
+
 static json_t *cmd_raw(struct ipc_client *c, json_t *req, json_t *id)
 {
 	struct xerr e = { 0 };
@@ -337,6 +343,7 @@ static const struct cmd commands[] = {
 	{ "presence", cmd_presence, presence_args, 0 },
 	{ "quit", cmd_quit, no_args, 0 },
 	{ "raw", cmd_raw, raw_args, CMD_ONLINE },
+	{ "reconnect", cmd_reconnect, no_args, 0 },
 	{ "send", cmd_send, send_args, 0 },
 	{ "status", cmd_status, no_args, 0 },
 	{ "subscribe", cmd_subscribe, subscribe_args, 0 },

@@ -31,6 +31,7 @@ struct xmppd {
 	struct stub_iq *iqs;
 	unsigned serial;
 	bool quit;
+	int reconnects;
 	const char *fail_condition;
 	char fail_text[256];
 	void (*stopped_cb)(void *ud);
@@ -112,6 +113,16 @@ void xmppd_start(struct xmppd *x)
 }
 
 /* Stops at once, as the core does when it is offline. */
+int stub_reconnects(const struct xmppd *x)
+{
+	return x->reconnects;
+}
+
+void xmppd_reconnect(struct xmppd *x)
+{
+	x->reconnects++;
+}
+
 void xmppd_quit(struct xmppd *x)
 {
 	x->quit = true;

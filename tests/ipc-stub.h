@@ -23,6 +23,7 @@ void stub_fail_next(struct xmppd *x, const char *condition, const char *text);
  * ("message", "presence", "raw", "iq") and the arguments (borrowed). */
 json_t *stub_sent(struct xmppd *x);
 bool stub_quit_called(const struct xmppd *x);
+int stub_reconnects(const struct xmppd *x);
 /* iq requests not yet answered. */
 size_t stub_iq_pending(const struct xmppd *x);
 /* Answers the oldest pending iq with reply (borrowed; its id is set to

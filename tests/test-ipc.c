@@ -591,6 +591,15 @@ Test(ipc, quit_replies_then_quits)
 	json_decref(r);
 }
 
+Test(ipc, reconnect_asks_the_core)
+{
+	struct tc *t = client();
+	json_t *r = request(t, "{\"cmd\":\"reconnect\",\"id\":1}\n");
+	assert_ok(r);
+	cr_assert(eq(int, stub_reconnects(core), 1));
+	json_decref(r);
+}
+
 static void stop_ipc(void *ud)
 {
 	ipc_free(ipc);
