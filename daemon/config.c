@@ -155,6 +155,7 @@ static const struct key keys[] = {
 		.min = 0, .max = 100 * 365 * 86400U },
 	{ "delivery", "queue", KEY_UINT, "1000", FIELD(queue),
 		.min = 1, .max = 1000000 },
+	{ "store", "dir", KEY_PATH, NULL, FIELD(store_dir), .check = NULL },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

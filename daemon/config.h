@@ -60,6 +60,9 @@ struct config {
 	/* [delivery] */
 	unsigned max_age;		/* seconds an unsent message may wait */
 	unsigned queue;			/* messages held while offline */
+
+	/* [store] */
+	char *store_dir;		/* NULL: $XDG_STATE_HOME/xmppd */
 };
 
 /* Fills in every default. */

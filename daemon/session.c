@@ -17,6 +17,7 @@
 #include "daemon/core.h"
 #include "daemon/log.h"
 #include "daemon/resolve.h"
+#include "daemon/state.h"
 #include "daemon/transport.h"
 #include "proto/alloc.h"
 #include "proto/ns.h"
@@ -53,6 +54,7 @@ struct session {
 	uv_timer_t ack;		/* ask for an ack shortly after sending */
 	int handles;		/* open uv handles, freed at 0 */
 
+	bool scram_known;	/* this account has used SCRAM before */
 	bool online;
 	bool ended;
 	enum xmppd_state end_state;	/* OFFLINE, AUTH_FAILED, TLS_FAILED */
@@ -141,6 +143,10 @@ static void went_online(struct session *s, const char *jid, bool resumed)
 		stream_sm_enabled(s->stream) ? ", stream management" : "");
 	if (pin != NULL) {
 		log_info("server key: %s", pin);
+	}
+	if (!s->scram_known && mech != NULL && strncmp(mech, "SCRAM-", 6) == 0) {
+		state_remember_scram(s->x->cfg, s->x->bare_jid);
+		s->scram_known = true;
 	}
 	heard_from_server(s);
 	xmppd_session_online(s->x, jid, resumed);
@@ -461,6 +467,7 @@ static void connect_target(struct session *s)
 		.direct_tls = tg->direct_tls,
 		.limits = { .max_stanza = cfg->max_stanza },
 		.sm = cfg->stream_management ? &x->sm : NULL,
+		.refuse_plain = s->scram_known,
 	};
 	s->stream = stream_new(&sc, cfg->log_xml ? &stream_callbacks_traced :
 		&stream_callbacks, s);
@@ -538,6 +545,7 @@ struct session *session_new(struct xmppd *x, char **cause)
 	struct session *s = xcalloc(1, sizeof(*s));
 	s->x = x;
 	s->password = password;
+	s->scram_known = state_scram_known(cfg, x->bare_jid);
 	bool direct = cfg->tls == CONFIG_TLS_DIRECT;
 	if (x->redirect_host != NULL) {
 		add_target(s, x->redirect_host, x->redirect_port, direct);

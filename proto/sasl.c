@@ -91,7 +91,8 @@ static const struct mech *choose(const struct sasl_offer *o,
 	*cb_type = NULL;
 	for (size_t i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++) {
 		const struct mech *m = &mechs[i];
-		if ((m->plus && binding == NULL) || (m->tls && tls == NULL)) {
+		if ((m->plus && binding == NULL) || (m->tls && tls == NULL) ||
+				(!m->scram && o->refuse_plain)) {
 			continue;
 		}
 		if (!has_string(o->mechs, o->nmechs, m->name)) {
@@ -147,8 +148,13 @@ struct sasl *sasl_new(const struct sasl_offer *offer,
 	const char *cb_type;
 	const struct mech *m = choose(offer, tls, &cb_type);
 	if (m == NULL) {
-		*err = tls != NULL ? "no supported SASL mechanism offered"
-			: "no SASL mechanism usable without TLS offered";
+		if (offer->refuse_plain && has_string(offer->mechs, offer->nmechs, "PLAIN")) {
+			*err = "the server offers only PLAIN, but this account has "
+				"authenticated with SCRAM before: refusing the downgrade";
+		} else {
+			*err = tls != NULL ? "no supported SASL mechanism offered"
+				: "no SASL mechanism usable without TLS offered";
+		}
 		return NULL;
 	}
 	struct sasl *s = xcalloc(1, sizeof(*s));

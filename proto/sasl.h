@@ -32,6 +32,7 @@ struct sasl_offer {
 	bool cb_listed;		/* XEP-0440 <sasl-channel-binding/> present */
 	const char *const *cb_types;	/* its <channel-binding type=''/> values */
 	size_t ncb_types;
+	bool refuse_plain;	/* this account has used SCRAM: never PLAIN */
 };
 
 enum sasl_status {

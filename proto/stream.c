@@ -45,6 +45,7 @@ struct stream {
 	char *domain;
 	char *resource;		/* wanted, NULL: server-assigned */
 	char *password;
+	bool cfg_refuse_plain;	/* stream_config.refuse_plain */
 	bool tls_required;
 	bool direct_tls;
 	struct reader *reader;
@@ -450,6 +451,7 @@ static struct sasl *new_sasl(struct stream *s, const struct xml *features,
 		.cb_types = (const char *const *)types,
 		.ncb_types = collect(cb, "channel-binding", NS_SASL_CB, "type",
 			types, MAX_CB_TYPES),
+		.refuse_plain = s->cfg_refuse_plain,
 	};
 	struct sasl *sasl = NULL;
 	if (m == NULL) {
@@ -1094,6 +1096,7 @@ struct stream *stream_new(const struct stream_config *cfg,
 	split_jid(s, cfg->jid != NULL ? cfg->jid : "");
 	s->resource = cfg->resource != NULL ? xstrdup(cfg->resource) : NULL;
 	s->password = xstrdup(cfg->password != NULL ? cfg->password : "");
+	s->cfg_refuse_plain = cfg->refuse_plain;
 	s->tls_required = cfg->tls_required;
 	s->direct_tls = cfg->direct_tls;
 	s->reader = reader_new(&reader_callbacks, s, &cfg->limits);

@@ -91,6 +91,9 @@ struct stream_config {
 	bool tls_required;	/* fail when no STARTTLS is offered */
 	bool direct_tls;	/* TLS is up before the first header */
 	struct reader_limits limits;
+	/* Never use PLAIN (the account is known to support SCRAM: a server
+	 * offering only PLAIN now is a downgrade). */
+	bool refuse_plain;
 	/* Stream management state, owned by the caller and outliving the
 	 * stream; NULL: never use stream management. */
 	struct sm *sm;

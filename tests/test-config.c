@@ -130,6 +130,7 @@ static void assert_defaults(const struct config *c, bool account)
 	cr_assert(eq(int, c->stream_management, true));
 	cr_assert(eq(uint, c->max_age, 3600));
 	cr_assert(eq(uint, c->queue, 1000));
+	cr_assert(zero(ptr, c->store_dir));
 }
 
 Test(config, reliability_keys)

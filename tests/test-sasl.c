@@ -235,6 +235,26 @@ Test(sasl, plain_over_tls)
 	sasl_free(c);
 }
 
+Test(sasl, plain_refused_after_scram)
+{
+	const char *only_plain[] = { "PLAIN" };
+	struct sasl_offer offer = { .mechs = only_plain, .nmechs = 1,
+		.refuse_plain = true };
+	const char *err = NULL;
+	cr_assert(zero(ptr, sasl_new(&offer, &tls13, "juliet", "s3cr3t", &err)));
+	cr_assert(not(zero(ptr, strstr(err, "refusing the downgrade"))), "%s", err);
+
+	const char *both[] = { "PLAIN", "SCRAM-SHA-1" };
+	offer.mechs = both;
+	offer.nmechs = 2;
+	const char *cb = NULL;
+	cr_assert(eq(str, (char *)sasl_choose(&offer, &tls13, &cb), "SCRAM-SHA-1"));
+	offer.refuse_plain = false;
+	offer.mechs = only_plain;
+	offer.nmechs = 1;
+	cr_assert(eq(str, (char *)sasl_choose(&offer, &tls13, &cb), "PLAIN"));
+}
+
 Test(sasl, wrong_password_fails)
 {
 	const char *all[] = { "SCRAM-SHA-1", "SCRAM-SHA-256",

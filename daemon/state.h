@@ -1,0 +1,21 @@
+/*
+ * Small facts about the account kept in the state directory
+ * ([store] dir, default $XDG_STATE_HOME/xmppd) between runs. For now one:
+ * whether the account has ever authenticated with SCRAM, after which a
+ * server offering only PLAIN is refused as a downgrade.
+ */
+#ifndef XMPPD_DAEMON_STATE_H
+#define XMPPD_DAEMON_STATE_H
+
+#include <stdbool.h>
+
+struct config;
+
+/* The state directory (caller frees), or NULL when there is no home. */
+char *state_dir(const struct config *cfg);
+/* Has this account authenticated with SCRAM before? */
+bool state_scram_known(const struct config *cfg, const char *bare_jid);
+/* Records that it has; logs and carries on if it cannot. */
+void state_remember_scram(const struct config *cfg, const char *bare_jid);
+
+#endif
