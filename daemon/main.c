@@ -26,6 +26,7 @@ struct app {
 	uv_signal_t sigint;
 	uv_signal_t sighup;
 	uv_timer_t deadline;	/* a quit that hangs ends here */
+	bool verbose;		/* -v: debug whatever the file says */
 };
 
 static void usage(FILE *f)
@@ -73,9 +74,36 @@ static void quit_cb(uv_signal_t *s, int signum)
 	xmppd_quit(app->core);
 }
 
+/*
+ * SIGHUP: read the configuration again. A file with an error changes
+ * nothing; the account itself (jid) cannot change under a running
+ * daemon. The new settings apply from the next connection; a daemon
+ * stopped by auth-failed or tls-failed tries again at once.
+ */
 static void hup_cb(uv_signal_t *s, int signum)
 {
-	log_warnx("SIGHUP: reloading the configuration is not supported yet");
+	struct app *app = s->data;
+	struct config fresh;
+	char *cause = NULL;
+	config_init(&fresh);
+	if (config_load(&fresh, app->cfg.path, &cause) < 0) {
+		log_error("reload: %s; keeping the configuration in use", cause);
+		free(cause);
+		config_finish(&fresh);
+		return;
+	}
+	if (strcmp(fresh.jid, app->cfg.jid) != 0) {
+		log_error("reload: [account] jid changed; restart xmppd to change "
+			"the account. Keeping the configuration in use");
+		config_finish(&fresh);
+		return;
+	}
+	config_finish(&app->cfg);
+	app->cfg = fresh;
+	log_init(app->verbose ? LOG_DEBUG : app->cfg.log_level,
+		app->cfg.log_xml ? TRACE_XML : 0);
+	log_info("reloaded %s", app->cfg.path);
+	xmppd_reloaded(app->core);
 }
 
 static int parse_args(int argc, char **argv, char **path, bool *check, bool *verbose)
@@ -145,7 +173,7 @@ int main(int argc, char **argv)
 	if (path == NULL) {
 		path = config_default_path();
 	}
-	struct app app = { 0 };
+	struct app app = { .verbose = verbose };
 	log_init(LOG_INFO, 0);
 	config_init(&app.cfg);
 	char *cause = NULL;

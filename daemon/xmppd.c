@@ -208,6 +208,15 @@ void xmppd_redirect(struct xmppd *x, const char *host, int port)
 	x->redirect_port = port;
 }
 
+void xmppd_reloaded(struct xmppd *x)
+{
+	bool stopped = x->session == NULL &&
+		!uv_is_active((uv_handle_t *)&x->retry_timer);
+	if (!x->quitting && stopped) {
+		xmppd_reconnect(x);
+	}
+}
+
 void xmppd_reconnect(struct xmppd *x)
 {
 	if (x->quitting) {

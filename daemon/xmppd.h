@@ -56,6 +56,11 @@ void xmppd_on_stopped(struct xmppd *x, void (*cb)(void *ud), void *ud);
  * tls-failed, which otherwise stop retrying. */
 void xmppd_reconnect(struct xmppd *x);
 
+/* The configuration was reloaded in place (same account): a daemon that
+ * stopped trying (auth-failed, tls-failed, a final stream error)
+ * connects again at once. */
+void xmppd_reloaded(struct xmppd *x);
+
 enum xmppd_state xmppd_state(const struct xmppd *x);
 /* The bound full JID when online, else the configured bare JID. */
 const char *xmppd_jid(const struct xmppd *x);
