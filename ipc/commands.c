@@ -1,7 +1,8 @@
 /*
- * The commands of the control socket. Each is a row of the alphabetised
- * table at the end: its name, its handler, the arguments it takes and
- * flags. check_args() validates a request against the row before the
+ * The core commands of the control socket, and the lookup and argument
+ * checks for every command. Each is a row of an alphabetised table: its
+ * name, its handler, the arguments it takes and flags; other areas keep
+ * their tables in ipc/cmd-*.c (see ipc/cmd.h). check_args() validates a request against the row before the
  * handler runs, so a handler reads its arguments without checking them.
  * A handler returns its reply, or NULL when it has queued it itself (or
  * holds a reply slot to fill later, as iq does).
@@ -13,6 +14,7 @@
 #include "daemon/events.h"
 #include "daemon/xmppd.h"
 #include "ipc/client.h"
+#include "ipc/cmd.h"
 #include "ipc/commands.h"
 #include "ipc/json.h"
 #include "ipc/sink.h"
@@ -21,48 +23,18 @@
 #include "proto/ns.h"
 #include "proto/xml.h"
 
-enum arg_type {
-	ARG_STRING,
-	ARG_JID,		/* a string that must parse as a JID */
-	ARG_INT,		/* an integer within [min, max] */
-	ARG_NUMBER,		/* any number within [min, max] */
-	ARG_EVENTS,		/* "*" or an array of event names */
-};
-
-struct arg {
-	const char *name;
-	enum arg_type type;
-	bool required;
-	const char *const *choices;	/* for strings: allowed values, NULL-ended */
-	double min;
-	double max;
-};
-
-typedef json_t *(*cmd_cb)(struct ipc_client *c, json_t *req, json_t *id);
-
-enum {
-	CMD_ONLINE = 1 << 0,	/* refused with not-connected unless online */
-};
-
-struct cmd {
-	const char *name;
-	cmd_cb run;
-	const struct arg *args;	/* ends with a NULL name */
-	unsigned flags;
-};
-
-static const char *str_arg(json_t *req, const char *name)
+const char *cmd_str_arg(json_t *req, const char *name)
 {
 	return json_string_value(json_object_get(req, name));
 }
 
-static bool has_arg(json_t *req, const char *name)
+bool cmd_has_arg(json_t *req, const char *name)
 {
 	json_t *v = json_object_get(req, name);
 	return v != NULL && !json_is_null(v);
 }
 
-static json_t *xerr_reply(json_t *id, const struct xerr *e)
+json_t *cmd_xerr_reply(json_t *id, const struct xerr *e)
 {
 	return ipc_json_error(id, e->condition ? e->condition : "internal-server-error",
 		"%s", e->text);
@@ -155,9 +127,9 @@ static json_t *cmd_iq(struct ipc_client *c, json_t *req, json_t *id)
 	w->id = id != NULL ? json_incref(id) : NULL;
 	ipc_client_ref(c);
 	struct xerr e = { 0 };
-	if (iq_request(c->ipc->x, str_arg(req, "to"), str_arg(req, "type"),
-			str_arg(req, "payload"), ms, iq_done, w, &e) < 0) {
-		ipc_client_fill(c, w->slot, xerr_reply(id, &e));
+	if (iq_request(c->ipc->x, cmd_str_arg(req, "to"), cmd_str_arg(req, "type"),
+			cmd_str_arg(req, "payload"), ms, iq_done, w, &e) < 0) {
+		ipc_client_fill(c, w->slot, cmd_xerr_reply(id, &e));
 		ipc_client_unref(c);
 		json_decref(w->id);
 		free(w);
@@ -170,16 +142,16 @@ static json_t *cmd_iq(struct ipc_client *c, json_t *req, json_t *id)
 static json_t *cmd_presence(struct ipc_client *c, json_t *req, json_t *id)
 {
 	struct presence_args p = {
-		.to = str_arg(req, "to"),
-		.type = str_arg(req, "type"),
-		.show = str_arg(req, "show"),
-		.status = str_arg(req, "status"),
-		.has_priority = has_arg(req, "priority"),
+		.to = cmd_str_arg(req, "to"),
+		.type = cmd_str_arg(req, "type"),
+		.show = cmd_str_arg(req, "show"),
+		.status = cmd_str_arg(req, "status"),
+		.has_priority = cmd_has_arg(req, "priority"),
 		.priority = (int)json_integer_value(json_object_get(req, "priority")),
 	};
 	struct xerr e = { 0 };
 	if (presence_send(c->ipc->x, &p, &e) < 0) {
-		return xerr_reply(id, &e);
+		return cmd_xerr_reply(id, &e);
 	}
 	return ipc_json_ok(id);
 }
@@ -200,8 +172,8 @@ static json_t *cmd_reconnect(struct ipc_client *c, json_t *req, json_t *id)
 static json_t *cmd_raw(struct ipc_client *c, json_t *req, json_t *id)
 {
 	struct xerr e = { 0 };
-	if (xmppd_send_raw(c->ipc->x, str_arg(req, "xml"), &e) < 0) {
-		return xerr_reply(id, &e);
+	if (xmppd_send_raw(c->ipc->x, cmd_str_arg(req, "xml"), &e) < 0) {
+		return cmd_xerr_reply(id, &e);
 	}
 	return ipc_json_ok(id);
 }
@@ -209,18 +181,18 @@ static json_t *cmd_raw(struct ipc_client *c, json_t *req, json_t *id)
 static json_t *cmd_send(struct ipc_client *c, json_t *req, json_t *id)
 {
 	struct message_args m = {
-		.to = str_arg(req, "to"),
-		.body = str_arg(req, "body"),
-		.type = str_arg(req, "type"),
-		.subject = str_arg(req, "subject"),
-		.thread = str_arg(req, "thread"),
-		.msg_id = str_arg(req, "msg_id"),
+		.to = cmd_str_arg(req, "to"),
+		.body = cmd_str_arg(req, "body"),
+		.type = cmd_str_arg(req, "type"),
+		.subject = cmd_str_arg(req, "subject"),
+		.thread = cmd_str_arg(req, "thread"),
+		.msg_id = cmd_str_arg(req, "msg_id"),
 	};
 	char *msg_id = NULL;
 	struct xerr e = { 0 };
 	if (message_send(c->ipc->x, &m, &msg_id, &e) < 0) {
 		free(msg_id);
-		return xerr_reply(id, &e);
+		return cmd_xerr_reply(id, &e);
 	}
 	json_t *r = ipc_json_ok(id);
 	if (msg_id != NULL) {
@@ -254,13 +226,13 @@ static json_t *cmd_subscribe(struct ipc_client *c, json_t *req, json_t *id)
 	c->events |= events_mask(req);
 	free(c->from);
 	c->from = NULL;
-	if (has_arg(req, "from")) {
-		c->from = jid_prep(str_arg(req, "from"), true, NULL);
+	if (cmd_has_arg(req, "from")) {
+		c->from = jid_prep(cmd_str_arg(req, "from"), true, NULL);
 	}
 	json_t *r = ipc_json_ok(id);
 	bool gap = false;
 	uint64_t oldest = 0;
-	if (has_arg(req, "since")) {
+	if (cmd_has_arg(req, "since")) {
 		json_int_t since = json_integer_value(json_object_get(req, "since"));
 		sink_replay(c->ipc, c, (uint64_t)since, &gap, &oldest);
 	}
@@ -274,7 +246,7 @@ static json_t *cmd_subscribe(struct ipc_client *c, json_t *req, json_t *id)
 
 static json_t *cmd_unsubscribe(struct ipc_client *c, json_t *req, json_t *id)
 {
-	if (has_arg(req, "events")) {
+	if (cmd_has_arg(req, "events")) {
 		c->events &= ~events_mask(req);
 	} else {
 		c->events = 0;
@@ -338,7 +310,7 @@ static const struct arg unsubscribe_args[] = {
 };
 
 /* Sorted by name: looked up with bsearch. */
-static const struct cmd commands[] = {
+static const struct cmd core_rows[] = {
 	{ "iq", cmd_iq, iq_args, CMD_ONLINE },
 	{ "presence", cmd_presence, presence_args, 0 },
 	{ "quit", cmd_quit, no_args, 0 },
@@ -350,6 +322,15 @@ static const struct cmd commands[] = {
 	{ "unsubscribe", cmd_unsubscribe, unsubscribe_args, 0 },
 };
 
+static const struct cmd_table core_commands = {
+	core_rows, sizeof(core_rows) / sizeof(core_rows[0]),
+};
+
+/* Every table of commands: this file's and one per area (cmd-*.c). */
+static const struct cmd_table *const tables[] = {
+	&core_commands,
+};
+
 static int cmd_compare(const void *key, const void *elem)
 {
 	return strcmp(key, ((const struct cmd *)elem)->name);
@@ -357,8 +338,14 @@ static int cmd_compare(const void *key, const void *elem)
 
 static const struct cmd *find_cmd(const char *name)
 {
-	return bsearch(name, commands, sizeof(commands) / sizeof(commands[0]),
-		sizeof(commands[0]), cmd_compare);
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		const struct cmd *c = bsearch(name, tables[i]->rows, tables[i]->n,
+			sizeof(tables[i]->rows[0]), cmd_compare);
+		if (c != NULL) {
+			return c;
+		}
+	}
+	return NULL;
 }
 
 /* ---- argument checks ---- */

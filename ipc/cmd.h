@@ -1,0 +1,63 @@
+/*
+ * What a file of control-socket commands needs: the argument spec that
+ * commands.c checks before a handler runs, the row type, and small
+ * helpers. commands.c holds the core commands; each further area (roster,
+ * group chat, ...) keeps its handlers and its own sorted table in
+ * ipc/cmd-AREA.c and adds one line to the list of tables in commands.c.
+ */
+#ifndef XMPPD_IPC_CMD_H
+#define XMPPD_IPC_CMD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct ipc_client;
+struct xerr;
+
+enum arg_type {
+	ARG_STRING,
+	ARG_JID,		/* a string that must parse as a JID */
+	ARG_INT,		/* an integer within [min, max] */
+	ARG_NUMBER,		/* any number within [min, max] */
+	ARG_EVENTS,		/* "*" or an array of event names */
+};
+
+struct arg {
+	const char *name;
+	enum arg_type type;
+	bool required;
+	const char *const *choices;	/* for strings: allowed values, NULL-ended */
+	double min;
+	double max;
+};
+
+/* Returns the reply, or NULL when the handler queued it itself (or holds
+ * a reply slot to fill later, see ipc/client.h). */
+typedef json_t *(*cmd_cb)(struct ipc_client *c, json_t *req, json_t *id);
+
+enum {
+	CMD_ONLINE = 1 << 0,	/* refused with not-connected unless online */
+};
+
+struct cmd {
+	const char *name;
+	cmd_cb run;
+	const struct arg *args;	/* ends with a NULL name */
+	unsigned flags;
+};
+
+/* A table of commands, sorted by name. */
+struct cmd_table {
+	const struct cmd *rows;
+	size_t n;
+};
+
+/* A string argument (already checked), or NULL when absent. */
+const char *cmd_str_arg(json_t *req, const char *name);
+/* Is the argument present and not null? */
+bool cmd_has_arg(json_t *req, const char *name);
+/* The error reply for a failure the core reported. */
+json_t *cmd_xerr_reply(json_t *id, const struct xerr *e);
+
+#endif
