@@ -43,6 +43,9 @@ struct xmppd {
 	struct outbox outbox;		/* accepted messages not yet acked */
 	struct dedup seen;		/* (sender, origin-id) published */
 
+	/* Subsystems (daemon/subsystems.c), one pointer each, owned by
+	 * their init/free hooks. */
+
 	struct iq_pending *iqs;		/* outstanding iq requests */
 	unsigned iq_serial;
 

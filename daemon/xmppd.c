@@ -12,6 +12,7 @@
 #include "daemon/core.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
+#include "daemon/subsystems.h"
 #include "proto/alloc.h"
 #include "proto/jid.h"
 #include "proto/ns.h"
@@ -174,11 +175,13 @@ void xmppd_session_online(struct xmppd *x, const char *jid, bool resumed)
 		free(x->reason);
 		x->reason = NULL;
 		publish_state_named(x, "resumed");
+		subsystems_online(x, true);
 		outbox_flush(x);
 		return;
 	}
 	iq_fail_all(x, "not-connected", "the connection was lost");
 	xmppd_enter_state(x, XMPPD_ONLINE, NULL);
+	subsystems_online(x, false);
 	presence_send_initial(x);
 	drop_sm_queue(x);
 	outbox_fresh_session(x);
@@ -187,9 +190,13 @@ void xmppd_session_online(struct xmppd *x, const char *jid, bool resumed)
 
 void xmppd_session_ended(struct xmppd *x, int retry_ms)
 {
+	bool was_online = x->session != NULL && x->state == XMPPD_ONLINE;
 	session_free(x->session);
 	x->session = NULL;
 	uv_timer_stop(&x->stable_timer);
+	if (was_online) {
+		subsystems_offline(x);
+	}
 	if (!x->sm.resumable) {
 		iq_fail_all(x, "not-connected", "the connection was lost");
 	}
@@ -246,6 +253,7 @@ struct xmppd *xmppd_new(uv_loop_t *loop, struct config *cfg)
 	sm_init(&x->sm);
 	outbox_init(&x->outbox);
 	dedup_init(&x->seen, DEDUP_KEYS);
+	subsystems_init(x);
 	return x;
 }
 
@@ -255,6 +263,7 @@ static void stable_timer_closed(uv_handle_t *h)
 	sm_finish(&x->sm);
 	outbox_finish(&x->outbox);
 	dedup_finish(&x->seen);
+	subsystems_free(x);
 	free(x->redirect_host);
 	free(x->reason);
 	free(x->bare_jid);

@@ -1,0 +1,44 @@
+#include <stddef.h>
+
+#include "daemon/subsystems.h"
+
+/* One row per subsystem, NULL-terminated; hooks may be NULL. */
+const struct subsystem *const subsystems[] = {
+	NULL,
+};
+
+void subsystems_init(struct xmppd *x)
+{
+	for (size_t i = 0; subsystems[i] != NULL; i++) {
+		if (subsystems[i]->init != NULL) {
+			subsystems[i]->init(x);
+		}
+	}
+}
+
+void subsystems_free(struct xmppd *x)
+{
+	for (size_t i = 0; subsystems[i] != NULL; i++) {
+		if (subsystems[i]->free != NULL) {
+			subsystems[i]->free(x);
+		}
+	}
+}
+
+void subsystems_online(struct xmppd *x, bool resumed)
+{
+	for (size_t i = 0; subsystems[i] != NULL; i++) {
+		if (subsystems[i]->online != NULL) {
+			subsystems[i]->online(x, resumed);
+		}
+	}
+}
+
+void subsystems_offline(struct xmppd *x)
+{
+	for (size_t i = 0; subsystems[i] != NULL; i++) {
+		if (subsystems[i]->offline != NULL) {
+			subsystems[i]->offline(x);
+		}
+	}
+}
