@@ -330,9 +330,12 @@ class Prosody(Server):
 		"message", "iq", "offline", "smacks", "carbons", "mam", "blocklist",
 		"posix", "stanza_debug")
 
-	def __init__(self, ws, certs):
+	def __init__(self, ws, certs, extra=""):
+		"""extra: Lua lines for the global section of the config, e.g.
+		'network_settings = { nagle = false }'."""
 		super().__init__(ws, certs)
 		self.dir = ws.mkdir("prosody", 0o755)
+		self._deferred = False
 		self.tls_port = free_port()
 		self.config = os.path.join(self.dir, "prosody.cfg.lua")
 		self.log = os.path.join(self.dir, "prosody.log")
@@ -364,6 +367,7 @@ storage = "internal"
 archive_expires_after = "1d"
 default_archive_policy = true
 smacks_hibernation_time = 10
+{extra}
 log = {{
 	{{ levels = {{ min = "debug" }}, to = "file", filename = {log} }};
 }}
@@ -373,17 +377,41 @@ VirtualHost "localhost"
 """.format(pidfile=lua(self.pidfile), data=lua(data), port=self.port,
 				tls_port=self.tls_port, mods=mods, log=lua(self.log),
 				cert=lua(certs.cert), key=lua(certs.key),
-				certdir=lua(os.path.dirname(certs.cert))))
+				certdir=lua(os.path.dirname(certs.cert)), extra=extra))
 
 	def start(self, timeout=20):
-		with open(self.console, "wb") as out:
+		with open(self.console, "ab") as out:
 			self.proc = subprocess.Popen(["prosody", "-F", "--config",
 				self.config], stdin=subprocess.DEVNULL, stdout=out,
 				stderr=subprocess.STDOUT, cwd=self.dir,
 				start_new_session=True)
-		self.ws.defer(self.stop)
+		if not self._deferred:
+			self.ws.defer(self.stop)
+			self._deferred = True
 		self._wait_started(timeout)
 		return self
+
+	def kill(self, sig=signal.SIGTERM, timeout=15):
+		"""Stops Prosody by PID (sig: SIGTERM, a clean shutdown, or
+		SIGKILL, a crash) and waits until it is gone and its ports are
+		closed. Data, config, ports and logs stay for start()."""
+		if self.proc is None or self.proc.poll() is not None:
+			return
+		try:
+			os.kill(self.proc.pid, sig)
+		except ProcessLookupError:
+			pass
+		stop_process(self.proc, timeout)
+		wait_until(lambda: not port_open(self.host, self.port), 5, 0.05,
+			"prosody's port %d to close" % self.port)
+
+	def restart(self, sig=signal.SIGTERM, timeout=20):
+		"""kill(sig), then start() again on the same ports and data."""
+		self.kill(sig)
+		return self.start(timeout)
+
+	def running(self):
+		return self.proc is not None and self.proc.poll() is None
 
 	def session_log(self, full_jid):
 		"""The log lines of the c2s session that bound full_jid."""
