@@ -21,6 +21,7 @@
 
 struct session;
 struct iq_pending;
+struct carbons;
 
 struct xmppd {
 	uv_loop_t *loop;
@@ -45,6 +46,7 @@ struct xmppd {
 
 	/* Subsystems (daemon/subsystems.c), one pointer each, owned by
 	 * their init/free hooks. */
+	struct carbons *carbons;	/* daemon/carbons.c */
 
 	struct iq_pending *iqs;		/* outstanding iq requests */
 	unsigned iq_serial;

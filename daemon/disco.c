@@ -8,8 +8,10 @@
 #include "proto/ns.h"
 
 const char *const disco_features[] = {
+	NS_CHATSTATES,
 	NS_DISCO_INFO,
 	NS_PING,
+	NS_RECEIPTS,
 	NS_VERSION,
 	NULL,
 };

@@ -1,9 +1,17 @@
 /*
  * Messages: building what the send command asks for, and publishing what
  * arrives as message events.
+ *
+ * An arriving message goes through one path, whether it came directly or
+ * unwrapped from a carbon (XEP-0280, accepted only when the wrapper comes
+ * from our own bare JID): an error reply to something we sent becomes a
+ * "sent" event "failed"; a receipt (XEP-0184) a "sent" event "delivered";
+ * a chat state (XEP-0085) a "chatstate" event; and whatever has a body or
+ * subject a "message" event, once per (sender, origin-id).
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "daemon/core.h"
 #include "daemon/events.h"
@@ -16,14 +24,33 @@ static const char *const message_types[] = {
 	"chat", "normal", "headline", "groupchat", NULL,
 };
 
-static bool valid_type(const char *type)
+static const char *const chat_states[] = {
+	"active", "composing", "paused", "inactive", "gone", NULL,
+};
+
+/* How an arriving message reached us. */
+struct inbound {
+	const char *carbon;		/* NULL, "received" or "sent" */
+	const struct xml *forwarded;	/* the carbon's <forwarded/> */
+};
+
+static bool in_list(const char *const *list, const char *s)
 {
-	for (size_t i = 0; message_types[i] != NULL; i++) {
-		if (strcmp(type, message_types[i]) == 0) {
+	for (size_t i = 0; list[i] != NULL; i++) {
+		if (strcmp(s, list[i]) == 0) {
 			return true;
 		}
 	}
 	return false;
+}
+
+/* ---- sending ---- */
+
+/* A chat state alone: nothing to keep, store or copy (XEP-0085 5.2,
+ * XEP-0334 no-store). */
+static bool standalone_state(const struct message_args *m)
+{
+	return m->chatstate != NULL && m->body == NULL && m->subject == NULL;
 }
 
 static struct xml *build(const struct message_args *m, const char *to,
@@ -33,6 +60,7 @@ static struct xml *build(const struct message_args *m, const char *to,
 	xml_set_attr(msg, "to", to);
 	xml_set_attr(msg, "type", type);
 	xml_set_attr(msg, "id", id);
+	xml_set_attr(msg, "xml:lang", m->lang);
 	if (m->subject != NULL) {
 		xml_add_text_child(msg, "subject", NULL, m->subject);
 	}
@@ -42,18 +70,66 @@ static struct xml *build(const struct message_args *m, const char *to,
 	if (m->thread != NULL) {
 		xml_add_text_child(msg, "thread", NULL, m->thread);
 	}
+	if (m->chatstate != NULL) {
+		xml_add(msg, m->chatstate, NS_CHATSTATES);
+	}
+	if (m->receipt) {
+		xml_add(msg, "request", NS_RECEIPTS);
+	}
+	if (m->is_private) {
+		xml_add(msg, "private", NS_CARBONS);
+		xml_add(msg, "no-copy", NS_HINTS);
+	}
+	if (standalone_state(m)) {
+		xml_add(msg, "no-store", NS_HINTS);
+	}
 	struct xml *origin = xml_add(msg, "origin-id", NS_SID);
 	xml_set_attr(origin, "id", id);
 	return msg;
+}
+
+static int check_args(const struct message_args *m, const char *type,
+	struct xerr *e)
+{
+	if (!in_list(message_types, type)) {
+		return xerr_set(e, "bad-request",
+			"type must be chat, normal, headline or groupchat");
+	}
+	if (m->chatstate != NULL && !in_list(chat_states, m->chatstate)) {
+		return xerr_set(e, "bad-request", "chatstate must be active, "
+			"composing, paused, inactive or gone");
+	}
+	if (m->receipt && m->body == NULL) {
+		return xerr_set(e, "bad-request",
+			"a receipt can only be asked for a message with a body");
+	}
+	if (m->lang != NULL && m->lang[0] == '\0') {
+		return xerr_set(e, "bad-request", "lang must not be empty");
+	}
+	return 0;
+}
+
+/* Sends a standalone chat state at once: it is not worth keeping. */
+static int send_now(struct xmppd *x, struct xml *msg, struct xerr *e)
+{
+	if (x->state != XMPPD_ONLINE) {
+		xml_free(msg);
+		return xerr_set(e, "not-connected", "a chat state is not queued");
+	}
+	bool ok = xmppd_send(x, msg);
+	xml_free(msg);
+	if (!ok) {
+		return xerr_set(e, "not-connected", "the chat state could not be sent");
+	}
+	return 0;
 }
 
 int message_send(struct xmppd *x, const struct message_args *m,
 	char **msg_id, struct xerr *e)
 {
 	const char *type = m->type ? m->type : "chat";
-	if (!valid_type(type)) {
-		return xerr_set(e, "bad-request",
-			"type must be chat, normal, headline or groupchat");
+	if (check_args(m, type, e) < 0) {
+		return -1;
 	}
 	const char *err = NULL;
 	char *to = jid_prep(m->to, false, &err);
@@ -75,7 +151,12 @@ int message_send(struct xmppd *x, const struct message_args *m,
 			"the message holds characters XML cannot carry");
 	}
 	free(check);
-	if (!outbox_add(x, id, msg)) {
+	if (standalone_state(m)) {
+		if (send_now(x, msg, e) < 0) {
+			free(id);
+			return -1;
+		}
+	} else if (!outbox_add(x, id, msg)) {
 		free(id);
 		return xerr_set(e, "resource-constraint",
 			"%zu messages are already waiting to be sent",
@@ -84,6 +165,8 @@ int message_send(struct xmppd *x, const struct message_args *m,
 	*msg_id = id;
 	return 0;
 }
+
+/* ---- receiving: helpers ---- */
 
 static void set_text(json_t *ev, const char *key, const struct xml *stanza,
 	const char *name, const char *ns)
@@ -123,21 +206,33 @@ static const char *own_stanza_id(const struct xmppd *x, const struct xml *stanza
 	return NULL;
 }
 
-static void set_error(json_t *ev, const struct xml *stanza)
+/* The defined condition of a stanza's <error/> (NULL if none) and its
+ * text (caller frees, may be NULL). */
+static const char *error_condition(const struct xml *stanza, char **text)
 {
+	*text = NULL;
 	const struct xml *err = xml_child(stanza, "error", NULL);
 	if (err == NULL) {
-		return;
+		return NULL;
 	}
+	*text = xml_child_text(err, "text", NS_STANZA_ERRORS);
 	for (const struct xml *c = xml_first_element(err); c != NULL;
 			c = xml_next_element(c)) {
 		if (c->ns != NULL && strcmp(c->ns, NS_STANZA_ERRORS) == 0 &&
 				strcmp(c->name, "text") != 0) {
-			json_object_set_new(ev, "error", json_string(c->name));
-			break;
+			return c->name;
 		}
 	}
-	set_text(ev, "error_text", err, "text", NS_STANZA_ERRORS);
+	return NULL;
+}
+
+static void set_error(json_t *ev, const struct xml *stanza)
+{
+	char *text;
+	const char *cond = error_condition(stanza, &text);
+	set_attr(ev, "error", cond);
+	set_attr(ev, "error_text", text);
+	free(text);
 }
 
 /*
@@ -166,36 +261,282 @@ static bool seen_before(struct xmppd *x, const struct xml *stanza)
 	return dup;
 }
 
-void message_handle(struct xmppd *x, const struct xml *stanza)
+/* ---- receiving: languages (RFC 6121 5.2.3) ---- */
+
+/*
+ * The child to publish among several of this name, each perhaps in its
+ * own xml:lang: the one in the stanza's language (or with none, which
+ * means the same), else the first. *count receives how many there are.
+ */
+static const struct xml *pick_lang(const struct xml *m, const char *name,
+	size_t *count)
 {
-	const char *type = xml_attr(stanza, "type");
-	type = type ? type : "normal";
-	bool has_body = xml_child(stanza, "body", NS_CLIENT) != NULL;
-	bool has_subject = xml_child(stanza, "subject", NS_CLIENT) != NULL;
-	bool error = strcmp(type, "error") == 0;
-	if (!has_body && !has_subject && !error) {
-		log_debug("ignoring a message without body or subject");
+	const char *lang = xml_attr(m, "xml:lang");
+	const struct xml *first = NULL, *match = NULL;
+	*count = 0;
+	for (const struct xml *c = xml_first_element(m); c != NULL;
+			c = xml_next_element(c)) {
+		if (strcmp(c->name, name) != 0 || c->ns == NULL ||
+				strcmp(c->ns, NS_CLIENT) != 0) {
+			continue;
+		}
+		(*count)++;
+		first = first ? first : c;
+		const char *l = xml_attr(c, "xml:lang");
+		if (match == NULL && (l == NULL ||
+				(lang != NULL && strcasecmp(l, lang) == 0))) {
+			match = c;
+		}
+	}
+	return match ? match : first;
+}
+
+/* {"lang": text} of every alternative (the first of each language). */
+static json_t *alternatives(const struct xml *m, const char *name)
+{
+	const char *lang = xml_attr(m, "xml:lang");
+	json_t *o = json_object();
+	for (const struct xml *c = xml_first_element(m); c != NULL;
+			c = xml_next_element(c)) {
+		if (strcmp(c->name, name) != 0 || c->ns == NULL ||
+				strcmp(c->ns, NS_CLIENT) != 0) {
+			continue;
+		}
+		const char *l = xml_attr(c, "xml:lang");
+		l = l ? l : lang ? lang : "";
+		if (json_object_get(o, l) == NULL) {
+			char *text = xml_text(c);
+			json_object_set_new(o, l, json_string(text));
+			free(text);
+		}
+	}
+	return o;
+}
+
+/* Sets key (and plural_key when there are alternatives) from the
+ * children called name; returns the text published under key. */
+static const char *set_lang_text(json_t *ev, const struct xml *m,
+	const char *name, const char *key, const char *plural_key)
+{
+	size_t n;
+	const struct xml *c = pick_lang(m, name, &n);
+	if (c == NULL) {
+		return NULL;
+	}
+	char *text = xml_text(c);
+	json_object_set_new(ev, key, json_string(text));
+	free(text);
+	if (n > 1 && plural_key != NULL) {
+		json_object_set_new(ev, plural_key, alternatives(m, name));
+	}
+	return json_string_value(json_object_get(ev, key));
+}
+
+/* ---- receiving: the parts ---- */
+
+/* An error reply to a message we sent: a "failed" sent event. */
+static bool handle_error_reply(struct xmppd *x, const struct xml *m)
+{
+	char *text;
+	const char *cond = error_condition(m, &text);
+	bool ours = outbox_failed(x, xml_attr(m, "id"), xml_attr(m, "from"),
+		cond, text);
+	free(text);
+	return ours;
+}
+
+/* A XEP-0184 receipt for something we sent. */
+static void handle_receipt(struct xmppd *x, const struct xml *m,
+	const struct xml *received)
+{
+	const char *id = xml_attr(received, "id");
+	if (!outbox_delivered(x, id, xml_attr(m, "from"))) {
+		log_debug("ignoring a receipt for '%s', not a message we sent to "
+			"'%s'", id ? id : "", xml_attr(m, "from") ?
+			xml_attr(m, "from") : "");
+	}
+}
+
+/* Answers a receipt request (XEP-0184 5.1: only for content messages,
+ * never for groupchat or errors). */
+static void answer_receipt(struct xmppd *x, const struct xml *m,
+	const char *type)
+{
+	const char *id = xml_attr(m, "id");
+	const char *from = xml_attr(m, "from");
+	if (id == NULL || from == NULL || strcmp(type, "groupchat") == 0 ||
+			strcmp(type, "error") == 0 ||
+			xml_child(m, "request", NS_RECEIPTS) == NULL ||
+			xml_child(m, "body", NS_CLIENT) == NULL) {
 		return;
 	}
-	if (!error && seen_before(x, stanza)) {
-		log_debug("dropping a message published before");
+	struct xml *r = xml_new("message", NS_CLIENT);
+	xml_set_attr(r, "to", from);
+	xml_set_attr(r, "type", type);
+	char *rid = xmppd_new_id();
+	xml_set_attr(r, "id", rid);
+	free(rid);
+	struct xml *rcv = xml_add(r, "received", NS_RECEIPTS);
+	xml_set_attr(rcv, "id", id);
+	if (!xmppd_send(x, r)) {
+		log_debug("the receipt for '%s' could not be sent", id);
+	}
+	xml_free(r);
+}
+
+/* A XEP-0085 chat state: a "chatstate" event. */
+static void publish_chatstate(const struct xml *m, const char *type,
+	const struct inbound *in)
+{
+	const struct xml *st = NULL;
+	for (const struct xml *c = xml_first_element(m); c != NULL;
+			c = xml_next_element(c)) {
+		if (c->ns != NULL && strcmp(c->ns, NS_CHATSTATES) == 0 &&
+				in_list(chat_states, c->name)) {
+			st = c;
+			break;
+		}
+	}
+	if (st == NULL || !events_wanted("chatstate")) {
 		return;
 	}
 	json_t *ev = json_object();
-	set_attr(ev, "from", xml_attr(stanza, "from"));
-	set_attr(ev, "to", xml_attr(stanza, "to"));
+	set_attr(ev, "from", xml_attr(m, "from"));
+	set_attr(ev, "to", xml_attr(m, "to"));
 	json_object_set_new(ev, "type", json_string(type));
-	set_text(ev, "body", stanza, "body", NS_CLIENT);
-	set_text(ev, "subject", stanza, "subject", NS_CLIENT);
-	set_text(ev, "thread", stanza, "thread", NS_CLIENT);
-	set_attr(ev, "msg_id", xml_attr(stanza, "id"));
-	set_attr(ev, "stanza_id", own_stanza_id(x, stanza));
-	const struct xml *delay = xml_child(stanza, "delay", NS_DELAY);
+	json_object_set_new(ev, "state", json_string(st->name));
+	set_attr(ev, "carbon", in->carbon);
+	events_publish("chatstate", ev);
+}
+
+static void set_delay(json_t *ev, const struct xml *m, const struct inbound *in)
+{
+	const struct xml *delay = xml_child(m, "delay", NS_DELAY);
+	if (delay == NULL && in->forwarded != NULL) {
+		delay = xml_child(in->forwarded, "delay", NS_DELAY);
+	}
 	if (delay != NULL) {
 		set_attr(ev, "delay", xml_attr(delay, "stamp"));
+		set_attr(ev, "delay_from", xml_attr(delay, "from"));
 	}
-	if (error) {
-		set_error(ev, stanza);
+}
+
+static void publish_message(struct xmppd *x, const struct xml *m,
+	const char *type, const struct inbound *in)
+{
+	json_t *ev = json_object();
+	set_attr(ev, "from", xml_attr(m, "from"));
+	set_attr(ev, "to", xml_attr(m, "to"));
+	json_object_set_new(ev, "type", json_string(type));
+	const char *body = set_lang_text(ev, m, "body", "body", "bodies");
+	set_lang_text(ev, m, "subject", "subject", NULL);
+	set_text(ev, "thread", m, "thread", NS_CLIENT);
+	set_attr(ev, "lang", xml_attr(m, "xml:lang"));
+	set_attr(ev, "msg_id", xml_attr(m, "id"));
+	set_attr(ev, "stanza_id", own_stanza_id(x, m));
+	set_delay(ev, m, in);
+	set_attr(ev, "carbon", in->carbon);
+	const struct xml *replace = xml_child(m, "replace", NS_CORRECT);
+	if (replace != NULL) {
+		set_attr(ev, "replace", xml_attr(replace, "id"));
+	}
+	if (body != NULL && strncmp(body, "/me ", 4) == 0) {
+		json_object_set_new(ev, "me", json_true());
+	}
+	if (strcmp(type, "error") == 0) {
+		set_error(ev, m);
 	}
 	events_publish("message", ev);
+}
+
+/* Every message, direct or unwrapped from a carbon, comes through here. */
+static void handle_one(struct xmppd *x, const struct xml *m,
+	const struct inbound *in)
+{
+	const char *type = xml_attr(m, "type");
+	type = type ? type : "normal";
+	bool error = strcmp(type, "error") == 0;
+	if (error && in->carbon == NULL && handle_error_reply(x, m)) {
+		return;
+	}
+	const struct xml *received = xml_child(m, "received", NS_RECEIPTS);
+	if (received != NULL && in->carbon == NULL) {
+		handle_receipt(x, m, received);
+	}
+	if (in->carbon == NULL) {
+		answer_receipt(x, m, type);
+	}
+	bool content = xml_child(m, "body", NS_CLIENT) != NULL ||
+		xml_child(m, "subject", NS_CLIENT) != NULL || error;
+	if (content && !error && seen_before(x, m)) {
+		log_debug("dropping a message published before");
+		return;
+	}
+	publish_chatstate(m, type, in);
+	if (!content) {
+		log_debug("no message event for a message without body or subject");
+		return;
+	}
+	publish_message(x, m, type, in);
+}
+
+/* ---- carbons (XEP-0280) ---- */
+
+static const struct xml *carbon_wrapper(const struct xml *stanza)
+{
+	for (const struct xml *c = xml_first_element(stanza); c != NULL;
+			c = xml_next_element(c)) {
+		if (c->ns != NULL && strcmp(c->ns, NS_CARBONS) == 0 &&
+				(strcmp(c->name, "received") == 0 ||
+				strcmp(c->name, "sent") == 0)) {
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* Is the stanza from our own bare JID (prepared comparison)? */
+static bool from_own_bare(const struct xmppd *x, const struct xml *stanza)
+{
+	const char *from = xml_attr(stanza, "from");
+	char *prepped = from ? jid_prep(from, false, NULL) : NULL;
+	bool own = prepped != NULL && strcmp(prepped, x->bare_jid) == 0;
+	free(prepped);
+	return own;
+}
+
+/*
+ * A carbon is trusted only when our own account wrapped it: anyone else
+ * could otherwise put words in any contact's mouth, or in ours (the
+ * CVE-2017-5589 family). Anything else is dropped whole.
+ */
+static void handle_carbon(struct xmppd *x, const struct xml *stanza,
+	const struct xml *wrap)
+{
+	const char *from = xml_attr(stanza, "from");
+	if (!from_own_bare(x, stanza)) {
+		log_warnx("ignoring a forged carbon (%s) from '%s', not from %s",
+			wrap->name, from ? from : "(none)", x->bare_jid);
+		return;
+	}
+	const struct xml *fwd = xml_child(wrap, "forwarded", NS_FORWARD);
+	const struct xml *inner = fwd ? xml_child(fwd, "message", NS_CLIENT) : NULL;
+	if (inner == NULL) {
+		log_warnx("ignoring a %s carbon without a forwarded message",
+			wrap->name);
+		return;
+	}
+	struct inbound in = { .carbon = wrap->name, .forwarded = fwd };
+	handle_one(x, inner, &in);
+}
+
+void message_handle(struct xmppd *x, const struct xml *stanza)
+{
+	const struct xml *wrap = carbon_wrapper(stanza);
+	if (wrap != NULL) {
+		handle_carbon(x, stanza, wrap);
+		return;
+	}
+	struct inbound in = { 0 };
+	handle_one(x, stanza, &in);
 }

@@ -8,7 +8,10 @@
  * what the server did not count, so only unsent entries go out; after a
  * fresh session every entry goes out again, except those older than
  * [delivery] max_age, which are reported expired. Each step reaches
- * subscribers as a "sent" event: queued -> acked, or expired.
+ * subscribers as a "sent" event: queued -> acked, or expired; later
+ * delivered (a XEP-0184 receipt) or failed (an error reply). Those come
+ * after the entry has usually left the outbox, so the last
+ * OUTBOX_RECENT messages that left are remembered (id, recipient).
  */
 #ifndef XMPPD_DAEMON_OUTBOX_H
 #define XMPPD_DAEMON_OUTBOX_H
@@ -21,12 +24,19 @@
 
 struct xmppd;
 struct outbox_entry;
+struct outbox_recent;
+
+/* How many messages that left the outbox are still recognised when a
+ * receipt or an error reply about them arrives later. */
+#define OUTBOX_RECENT 256
 
 struct outbox {
 	struct outbox_entry *head;
 	struct outbox_entry *tail;
 	size_t count;
 	uint64_t next_tag;
+	struct outbox_recent *recent;	/* ring of OUTBOX_RECENT, lazily */
+	size_t recent_next;
 };
 
 void outbox_init(struct outbox *o);
@@ -42,5 +52,14 @@ void outbox_fresh_session(struct xmppd *x);
 void outbox_acked(struct xmppd *x, uint64_t tag);
 /* Entries waiting (unsent or unacknowledged). */
 size_t outbox_count(const struct outbox *o);
+/* An error reply from 'from' (NULL: our server) to the message msg_id,
+ * waiting or recently sent to that JID (or its domain): publishes
+ * "failed" with condition and text (may be NULL). False if no message
+ * we sent matches. */
+bool outbox_failed(struct xmppd *x, const char *msg_id, const char *from,
+	const char *condition, const char *text);
+/* A XEP-0184 receipt from 'from' for msg_id: publishes "delivered" once,
+ * if we sent that message to from's bare JID. False otherwise. */
+bool outbox_delivered(struct xmppd *x, const char *msg_id, const char *from);
 
 #endif

@@ -1,9 +1,11 @@
 #include <stddef.h>
 
+#include "daemon/carbons.h"
 #include "daemon/subsystems.h"
 
 /* One row per subsystem, NULL-terminated; hooks may be NULL. */
 const struct subsystem *const subsystems[] = {
+	&carbons_subsystem,
 	NULL,
 };
 

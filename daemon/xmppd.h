@@ -76,6 +76,12 @@ struct message_args {
 	const char *subject;
 	const char *thread;
 	const char *msg_id;	/* NULL: generated */
+	bool receipt;		/* ask for a XEP-0184 receipt */
+	const char *chatstate;	/* XEP-0085: active, composing, ...; alone
+				 * (no body, no subject) it is sent at once,
+				 * unstored, instead of through the outbox */
+	const char *lang;	/* xml:lang of the message */
+	bool is_private;	/* XEP-0280 private: no carbon copies */
 };
 
 /* Accepts a message into the outbox (sent at once when online, queued

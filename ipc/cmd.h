@@ -21,6 +21,7 @@ enum arg_type {
 	ARG_INT,		/* an integer within [min, max] */
 	ARG_NUMBER,		/* any number within [min, max] */
 	ARG_EVENTS,		/* "*" or an array of event names */
+	ARG_BOOL,		/* true or false */
 };
 
 struct arg {
@@ -53,10 +54,15 @@ struct cmd_table {
 	size_t n;
 };
 
+/* The areas' tables (ipc/cmd-AREA.c), listed in commands.c. */
+extern const struct cmd_table message_commands;
+
 /* A string argument (already checked), or NULL when absent. */
 const char *cmd_str_arg(json_t *req, const char *name);
 /* Is the argument present and not null? */
 bool cmd_has_arg(json_t *req, const char *name);
+/* A boolean argument: false when absent. */
+bool cmd_bool_arg(json_t *req, const char *name);
 /* The error reply for a failure the core reported. */
 json_t *cmd_xerr_reply(json_t *id, const struct xerr *e);
 

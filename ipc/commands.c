@@ -34,6 +34,11 @@ bool cmd_has_arg(json_t *req, const char *name)
 	return v != NULL && !json_is_null(v);
 }
 
+bool cmd_bool_arg(json_t *req, const char *name)
+{
+	return json_is_true(json_object_get(req, name));
+}
+
 json_t *cmd_xerr_reply(json_t *id, const struct xerr *e)
 {
 	return ipc_json_error(id, e->condition ? e->condition : "internal-server-error",
@@ -187,6 +192,10 @@ static json_t *cmd_send(struct ipc_client *c, json_t *req, json_t *id)
 		.subject = cmd_str_arg(req, "subject"),
 		.thread = cmd_str_arg(req, "thread"),
 		.msg_id = cmd_str_arg(req, "msg_id"),
+		.receipt = cmd_bool_arg(req, "receipt"),
+		.chatstate = cmd_str_arg(req, "chatstate"),
+		.lang = cmd_str_arg(req, "lang"),
+		.is_private = cmd_bool_arg(req, "private"),
 	};
 	char *msg_id = NULL;
 	struct xerr e = { 0 };
@@ -264,6 +273,9 @@ static const char *const iq_types[] = { "get", "set", NULL };
 static const char *const message_types[] = {
 	"chat", "normal", "headline", "groupchat", NULL
 };
+static const char *const chat_states[] = {
+	"active", "composing", "paused", "inactive", "gone", NULL
+};
 static const char *const presence_shows[] = { "away", "chat", "dnd", "xa", NULL };
 static const char *const presence_types[] = { "unavailable", NULL };
 
@@ -296,6 +308,10 @@ static const struct arg send_args[] = {
 	{ "subject", ARG_STRING, false, NULL, 0, 0 },
 	{ "thread", ARG_STRING, false, NULL, 0, 0 },
 	{ "msg_id", ARG_STRING, false, NULL, 0, 0 },
+	{ "receipt", ARG_BOOL, false, NULL, 0, 0 },
+	{ "chatstate", ARG_STRING, false, chat_states, 0, 0 },
+	{ "lang", ARG_STRING, false, NULL, 0, 0 },
+	{ "private", ARG_BOOL, false, NULL, 0, 0 },
 	{ .name = NULL },
 };
 static const struct arg subscribe_args[] = {
@@ -329,6 +345,7 @@ static const struct cmd_table core_commands = {
 /* Every table of commands: this file's and one per area (cmd-*.c). */
 static const struct cmd_table *const tables[] = {
 	&core_commands,
+	&message_commands,
 };
 
 static int cmd_compare(const void *key, const void *elem)
@@ -430,6 +447,12 @@ static json_t *check_arg(json_t *id, const struct arg *a, json_t *v)
 	case ARG_INT:
 	case ARG_NUMBER:
 		return check_number(id, a, v);
+	case ARG_BOOL:
+		if (!json_is_boolean(v)) {
+			return ipc_json_error(id, "bad-request",
+				"argument '%s' must be true or false", a->name);
+		}
+		return NULL;
 	case ARG_EVENTS: {
 		uint32_t mask;
 		char err[128];

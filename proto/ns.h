@@ -22,5 +22,9 @@
 #define NS_RECEIPTS "urn:xmpp:receipts"
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define NS_VERSION "jabber:iq:version"
+#define NS_CARBONS "urn:xmpp:carbons:2"
+#define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_HINTS "urn:xmpp:hints"
+#define NS_CORRECT "urn:xmpp:message-correct:0"
 
 #endif
