@@ -155,6 +155,8 @@ static const struct key keys[] = {
 		.min = 0, .max = 100 * 365 * 86400U },
 	{ "delivery", "queue", KEY_UINT, "1000", FIELD(queue),
 		.min = 1, .max = 1000000 },
+	{ "muc", "self_ping", KEY_UINT, "300", FIELD(muc_self_ping),
+		.min = 0, .max = 86400 },
 	{ "store", "dir", KEY_PATH, NULL, FIELD(store_dir), .check = NULL },
 };
 

@@ -61,6 +61,9 @@ struct config {
 	unsigned max_age;		/* seconds an unsent message may wait */
 	unsigned queue;			/* messages held while offline */
 
+	/* [muc] */
+	unsigned muc_self_ping;		/* seconds between self-pings, 0: off */
+
 	/* [store] */
 	char *store_dir;		/* NULL: $XDG_STATE_HOME/xmppd */
 };

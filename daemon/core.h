@@ -21,6 +21,7 @@
 
 struct session;
 struct iq_pending;
+struct muc;
 struct carbons;
 
 struct xmppd {
@@ -46,6 +47,7 @@ struct xmppd {
 
 	/* Subsystems (daemon/subsystems.c), one pointer each, owned by
 	 * their init/free hooks. */
+	struct muc *muc;		/* daemon/muc.c */
 	struct carbons *carbons;	/* daemon/carbons.c */
 
 	struct iq_pending *iqs;		/* outstanding iq requests */

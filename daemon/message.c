@@ -16,6 +16,7 @@
 #include "daemon/core.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
+#include "daemon/muc.h"
 #include "proto/alloc.h"
 #include "proto/jid.h"
 #include "proto/ns.h"
@@ -446,6 +447,7 @@ static void publish_message(struct xmppd *x, const struct xml *m,
 	if (strcmp(type, "error") == 0) {
 		set_error(ev, m);
 	}
+	muc_annotate_message(x, m, ev);
 	events_publish("message", ev);
 }
 
@@ -532,6 +534,9 @@ static void handle_carbon(struct xmppd *x, const struct xml *stanza,
 
 void message_handle(struct xmppd *x, const struct xml *stanza)
 {
+	if (muc_handle_message(x, stanza)) {
+		return;
+	}
 	const struct xml *wrap = carbon_wrapper(stanza);
 	if (wrap != NULL) {
 		handle_carbon(x, stanza, wrap);

@@ -11,6 +11,7 @@
 #include "daemon/core.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
+#include "daemon/muc.h"
 #include "proto/alloc.h"
 #include "proto/jid.h"
 #include "proto/ns.h"
@@ -120,6 +121,9 @@ int presence_send(struct xmppd *x, const struct presence_args *a, struct xerr *e
 
 void presence_handle(struct xmppd *x, const struct xml *stanza)
 {
+	if (muc_handle_presence(x, stanza)) {
+		return;
+	}
 	json_t *ev = json_object();
 	const char *from = xml_attr(stanza, "from");
 	const char *type = xml_attr(stanza, "type");

@@ -1,11 +1,13 @@
 #include <stddef.h>
 
 #include "daemon/carbons.h"
+#include "daemon/muc.h"
 #include "daemon/subsystems.h"
 
 /* One row per subsystem, NULL-terminated; hooks may be NULL. */
 const struct subsystem *const subsystems[] = {
 	&carbons_subsystem,
+	&muc_subsystem,
 	NULL,
 };
 

@@ -56,6 +56,7 @@ struct cmd_table {
 
 /* The areas' tables (ipc/cmd-AREA.c), listed in commands.c. */
 extern const struct cmd_table message_commands;
+extern const struct cmd_table muc_commands;
 
 /* A string argument (already checked), or NULL when absent. */
 const char *cmd_str_arg(json_t *req, const char *name);

@@ -345,6 +345,7 @@ static const struct cmd_table core_commands = {
 /* Every table of commands: this file's and one per area (cmd-*.c). */
 static const struct cmd_table *const tables[] = {
 	&core_commands,
+	&muc_commands,
 	&message_commands,
 };
 

@@ -26,5 +26,9 @@
 #define NS_FORWARD "urn:xmpp:forward:0"
 #define NS_HINTS "urn:xmpp:hints"
 #define NS_CORRECT "urn:xmpp:message-correct:0"
+#define NS_MUC "http://jabber.org/protocol/muc"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+#define NS_MUC_OWNER "http://jabber.org/protocol/muc#owner"
+#define NS_X_CONFERENCE "jabber:x:conference"
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "daemon/config.h"
+#include "daemon/muc.h"
 #include "daemon/xmppd.h"
 #include "proto/alloc.h"
 #include "tests/ipc-stub.h"
@@ -227,6 +228,44 @@ int xmppd_send_raw(struct xmppd *x, const char *xml, struct xerr *e)
 	put(o, "xml", xml);
 	record(x, "raw", o);
 	return 0;
+}
+
+/* Group chat: joins and leaves are answered at once. */
+int muc_join(struct xmppd *x, const struct muc_join_args *a, muc_done_cb cb,
+	void *ud, struct xerr *e)
+{
+	if (failing(x, e)) {
+		return -1;
+	}
+	json_t *o = json_object();
+	put(o, "room", a->room);
+	put(o, "nick", a->nick);
+	record(x, "muc-join", o);
+	json_t *res = json_object();
+	put(res, "room", a->room);
+	put(res, "nick", a->nick);
+	cb(ud, res, NULL);
+	return 0;
+}
+
+int muc_leave(struct xmppd *x, const char *room, muc_done_cb cb, void *ud,
+	struct xerr *e)
+{
+	if (failing(x, e)) {
+		return -1;
+	}
+	json_t *res = json_object();
+	put(res, "room", room);
+	cb(ud, res, NULL);
+	return 0;
+}
+
+json_t *muc_rooms(struct xmppd *x, const char *room, struct xerr *e)
+{
+	if (failing(x, e)) {
+		return NULL;
+	}
+	return json_array();
 }
 
 static void iq_timeout_cb(uv_timer_t *t)

@@ -374,6 +374,9 @@ log = {{
 ssl = {{ certificate = {cert}, key = {key} }}
 VirtualHost "localhost"
 	ssl = {{ certificate = {cert}, key = {key} }}
+-- group chat; admin_shell lets a test act on a room from outside
+Component "conference.localhost" "muc"
+	modules_enabled = {{ "admin_shell" }}
 """.format(pidfile=lua(self.pidfile), data=lua(data), port=self.port,
 				tls_port=self.tls_port, mods=mods, log=lua(self.log),
 				cert=lua(certs.cert), key=lua(certs.key),
