@@ -54,6 +54,7 @@ struct xmppd {
 	unsigned iq_serial;
 
 	bool quitting;
+	int closing;			/* handles still closing in xmppd_free */
 	void (*stopped_cb)(void *ud);
 	void *stopped_ud;
 };

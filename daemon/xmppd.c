@@ -257,9 +257,14 @@ struct xmppd *xmppd_new(uv_loop_t *loop, struct config *cfg)
 	return x;
 }
 
-static void stable_timer_closed(uv_handle_t *h)
+/* Both timers live inside x: free it when the last one has closed
+ * (libuv runs close callbacks in no promised order). */
+static void timer_closed(uv_handle_t *h)
 {
 	struct xmppd *x = h->data;
+	if (--x->closing > 0) {
+		return;
+	}
 	sm_finish(&x->sm);
 	outbox_finish(&x->outbox);
 	dedup_finish(&x->seen);
@@ -281,8 +286,9 @@ void xmppd_free(struct xmppd *x)
 	x->session = NULL;
 	x->quitting = true;
 	iq_fail_all(x, "not-connected", "the daemon is stopping");
-	uv_close((uv_handle_t *)&x->retry_timer, NULL);
-	uv_close((uv_handle_t *)&x->stable_timer, stable_timer_closed);
+	x->closing = 2;
+	uv_close((uv_handle_t *)&x->retry_timer, timer_closed);
+	uv_close((uv_handle_t *)&x->stable_timer, timer_closed);
 }
 
 void xmppd_start(struct xmppd *x)
