@@ -21,6 +21,8 @@
 
 struct session;
 struct iq_pending;
+struct roster;
+struct presence_table;
 struct muc;
 struct carbons;
 
@@ -47,6 +49,8 @@ struct xmppd {
 
 	/* Subsystems (daemon/subsystems.c), one pointer each, owned by
 	 * their init/free hooks. */
+	struct roster *roster;		/* daemon/roster.c */
+	struct presence_table *presences;	/* daemon/presence.c */
 	struct muc *muc;		/* daemon/muc.c */
 	struct carbons *carbons;	/* daemon/carbons.c */
 
@@ -87,6 +91,8 @@ bool session_sm_enabled(const struct session *s);
 void session_close(struct session *s, void (*done)(struct xmppd *x));
 const char *session_mechanism(const struct session *s);
 const char *session_tls_desc(const struct session *s);
+/* The current stream's <stream:features/>, or NULL. */
+const struct xml *session_features(const struct session *s);
 
 /* dispatch.c: routes a stanza received while online. */
 void dispatch_stanza(struct xmppd *x, struct xml *stanza);

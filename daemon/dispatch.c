@@ -11,6 +11,7 @@
 
 #include "daemon/core.h"
 #include "daemon/log.h"
+#include "daemon/roster.h"
 #include "proto/alloc.h"
 #include "proto/ns.h"
 
@@ -24,6 +25,7 @@ struct dispatch_row {
 static const struct dispatch_row rows[] = {
 	{ "iq", NS_DISCO_INFO, "query", disco_handle_info },
 	{ "iq", NS_PING, "ping", disco_handle_ping },
+	{ "iq", NS_ROSTER, "query", roster_handle_iq },
 	{ "iq", NS_VERSION, "query", disco_handle_version },
 	{ "message", NULL, NULL, message_handle },
 	{ "presence", NULL, NULL, presence_handle },

@@ -646,3 +646,8 @@ const char *session_tls_desc(const struct session *s)
 {
 	return s->transport ? transport_tls_desc(s->transport) : NULL;
 }
+
+const struct xml *session_features(const struct session *s)
+{
+	return s->stream ? stream_features(s->stream) : NULL;
+}

@@ -2,12 +2,15 @@
 
 #include "daemon/carbons.h"
 #include "daemon/muc.h"
+#include "daemon/roster.h"
 #include "daemon/subsystems.h"
 
 /* One row per subsystem, NULL-terminated; hooks may be NULL. */
 const struct subsystem *const subsystems[] = {
 	&carbons_subsystem,
 	&muc_subsystem,
+	&roster_subsystem,
+	&presence_subsystem,
 	NULL,
 };
 

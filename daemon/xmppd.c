@@ -12,6 +12,7 @@
 #include "daemon/core.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
+#include "daemon/roster.h"
 #include "daemon/subsystems.h"
 #include "proto/alloc.h"
 #include "proto/jid.h"
@@ -361,6 +362,7 @@ json_t *xmppd_status(const struct xmppd *x)
 	json_object_set_new(o, "sm", json_boolean(x->session != NULL &&
 		x->state == XMPPD_ONLINE && session_sm_enabled(x->session)));
 	json_object_set_new(o, "outbox", json_integer((json_int_t)outbox_count(&x->outbox)));
+	json_object_set_new(o, "pending", json_integer((json_int_t)roster_pending_count(x)));
 	json_t *features = json_array();
 	for (size_t i = 0; disco_features[i] != NULL; i++) {
 		json_array_append_new(features, json_string(disco_features[i]));

@@ -21,6 +21,7 @@ enum arg_type {
 	ARG_INT,		/* an integer within [min, max] */
 	ARG_NUMBER,		/* any number within [min, max] */
 	ARG_EVENTS,		/* "*" or an array of event names */
+	ARG_STRINGS,		/* an array of at most max strings */
 	ARG_BOOL,		/* true or false */
 };
 
@@ -57,6 +58,7 @@ struct cmd_table {
 /* The areas' tables (ipc/cmd-AREA.c), listed in commands.c. */
 extern const struct cmd_table message_commands;
 extern const struct cmd_table muc_commands;
+extern const struct cmd_table roster_commands;
 
 /* A string argument (already checked), or NULL when absent. */
 const char *cmd_str_arg(json_t *req, const char *name);

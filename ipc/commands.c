@@ -345,6 +345,7 @@ static const struct cmd_table core_commands = {
 /* Every table of commands: this file's and one per area (cmd-*.c). */
 static const struct cmd_table *const tables[] = {
 	&core_commands,
+	&roster_commands,
 	&muc_commands,
 	&message_commands,
 };
@@ -439,6 +440,22 @@ static json_t *check_number(json_t *id, const struct arg *a, json_t *v)
 		"argument '%s' must be a number from %g to %g", a->name, a->min, a->max);
 }
 
+static json_t *check_strings(json_t *id, const struct arg *a, json_t *v)
+{
+	size_t i;
+	json_t *s;
+	bool ok = json_is_array(v) && json_array_size(v) <= a->max;
+	json_array_foreach(v, i, s) {
+		ok = ok && json_is_string(s);
+	}
+	if (ok) {
+		return NULL;
+	}
+	return ipc_json_error(id, "bad-request",
+		"argument '%s' must be an array of at most %.0f strings", a->name,
+		a->max);
+}
+
 static json_t *check_arg(json_t *id, const struct arg *a, json_t *v)
 {
 	switch (a->type) {
@@ -454,6 +471,8 @@ static json_t *check_arg(json_t *id, const struct arg *a, json_t *v)
 				"argument '%s' must be true or false", a->name);
 		}
 		return NULL;
+	case ARG_STRINGS:
+		return check_strings(id, a, v);
 	case ARG_EVENTS: {
 		uint32_t mask;
 		char err[128];
