@@ -21,6 +21,9 @@
 
 struct session;
 struct iq_pending;
+struct disco;
+struct blocking;
+struct csi;
 struct roster;
 struct presence_table;
 struct muc;
@@ -49,6 +52,9 @@ struct xmppd {
 
 	/* Subsystems (daemon/subsystems.c), one pointer each, owned by
 	 * their init/free hooks. */
+	struct disco *disco;		/* daemon/disco.c */
+	struct blocking *blocking;	/* daemon/blocking.c */
+	struct csi *csi;		/* daemon/csi.c */
 	struct roster *roster;		/* daemon/roster.c */
 	struct presence_table *presences;	/* daemon/presence.c */
 	struct muc *muc;		/* daemon/muc.c */
@@ -91,6 +97,9 @@ bool session_sm_enabled(const struct session *s);
 void session_close(struct session *s, void (*done)(struct xmppd *x));
 const char *session_mechanism(const struct session *s);
 const char *session_tls_desc(const struct session *s);
+/* Sends an element that is not a stanza (XEP-0352 <active/>, ...): not
+ * counted or queued by stream management; false if offline. */
+bool session_send_nonza(struct session *s, const struct xml *el);
 /* The current stream's <stream:features/>, or NULL. */
 const struct xml *session_features(const struct session *s);
 
@@ -115,6 +124,9 @@ void presence_send_unavailable(struct xmppd *x);
 void disco_handle_info(struct xmppd *x, const struct xml *iq);
 void disco_handle_ping(struct xmppd *x, const struct xml *iq);
 void disco_handle_version(struct xmppd *x, const struct xml *iq);
+void disco_handle_items(struct xmppd *x, const struct xml *iq);
+void disco_handle_time(struct xmppd *x, const struct xml *iq);
+void blocking_handle_push(struct xmppd *x, const struct xml *iq);
 /* Feature namespaces we implement, NULL-terminated, for disco#info. */
 extern const char *const disco_features[];
 

@@ -23,9 +23,13 @@ struct dispatch_row {
 };
 
 static const struct dispatch_row rows[] = {
+	{ "iq", NS_BLOCKING, "block", blocking_handle_push },
+	{ "iq", NS_BLOCKING, "unblock", blocking_handle_push },
 	{ "iq", NS_DISCO_INFO, "query", disco_handle_info },
+	{ "iq", NS_DISCO_ITEMS, "query", disco_handle_items },
 	{ "iq", NS_PING, "ping", disco_handle_ping },
 	{ "iq", NS_ROSTER, "query", roster_handle_iq },
+	{ "iq", NS_TIME, "time", disco_handle_time },
 	{ "iq", NS_VERSION, "query", disco_handle_version },
 	{ "message", NULL, NULL, message_handle },
 	{ "presence", NULL, NULL, presence_handle },

@@ -14,8 +14,15 @@
 struct sink {
 	events_sink_cb cb;
 	events_wants_cb wants;
+	events_listening_cb listening;	/* may be NULL: never listens */
 	void *ud;
 	bool dead;
+};
+
+/* Who wants to hear that listeners changed (the client state). */
+struct watcher {
+	events_changed_cb cb;
+	void *ud;
 };
 
 static struct sink *sinks;
@@ -23,6 +30,9 @@ static size_t nsinks;
 static size_t sinkcap;
 static uint64_t last_seq;
 static unsigned depth;		/* nested events_publish calls running */
+static struct watcher *watchers;
+static size_t nwatchers;
+static size_t watchcap;
 
 void events_init(uint64_t seq)
 {
@@ -40,6 +50,10 @@ void events_finish(void)
 	sinks = NULL;
 	nsinks = 0;
 	sinkcap = 0;
+	free(watchers);
+	watchers = NULL;
+	nwatchers = 0;
+	watchcap = 0;
 }
 
 void events_add_sink(events_sink_cb cb, events_wants_cb wants, void *ud)
@@ -124,4 +138,49 @@ uint64_t events_publish(const char *name, json_t *ev)
 uint64_t events_last_seq(void)
 {
 	return last_seq;
+}
+
+void events_set_listening(void *ud, events_listening_cb listening)
+{
+	for (size_t i = 0; i < nsinks; i++) {
+		if (sinks[i].ud == ud) {
+			sinks[i].listening = listening;
+		}
+	}
+}
+
+bool events_listening(const char *name)
+{
+	for (size_t i = 0; i < nsinks; i++) {
+		if (!sinks[i].dead && sinks[i].listening != NULL &&
+				sinks[i].listening(sinks[i].ud, name)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+void events_watch_listeners(events_changed_cb cb, void *ud)
+{
+	watchers = xgrow(watchers, &watchcap, nwatchers + 1, sizeof(*watchers));
+	watchers[nwatchers++] = (struct watcher){ .cb = cb, .ud = ud };
+}
+
+void events_unwatch_listeners(void *ud)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < nwatchers; i++) {
+		if (watchers[i].ud != ud) {
+			watchers[j++] = watchers[i];
+		}
+	}
+	nwatchers = j;
+}
+
+void events_listeners_changed(void)
+{
+	/* A watcher only sends a stanza; it does not watch or unwatch. */
+	for (size_t i = 0; i < nwatchers; i++) {
+		watchers[i].cb(watchers[i].ud);
+	}
 }

@@ -34,4 +34,20 @@ uint64_t events_publish(const char *name, json_t *ev);
 /* The seq of the last published event. */
 uint64_t events_last_seq(void);
 
+/* Asked of a sink: does one of its live clients listen for events of
+ * this name now (rather than the sink only keeping them for replay)? */
+typedef bool (*events_listening_cb)(void *ud, const char *name);
+/* Told that the set of live listeners may have changed. */
+typedef void (*events_changed_cb)(void *ud);
+
+/* Gives the sink registered with ud its listening question. */
+void events_set_listening(void *ud, events_listening_cb listening);
+/* True if a live client of some sink listens for events of this name. */
+bool events_listening(const char *name);
+/* Calls cb(ud) on every events_listeners_changed() until unwatched. */
+void events_watch_listeners(events_changed_cb cb, void *ud);
+void events_unwatch_listeners(void *ud);
+/* A sink's clients subscribed, unsubscribed or went away. */
+void events_listeners_changed(void);
+
 #endif

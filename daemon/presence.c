@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/caps.h"
 #include "daemon/config.h"
 #include "daemon/core.h"
 #include "daemon/events.h"
@@ -77,6 +78,9 @@ static struct xml *build(const char *to, const char *type, const char *show,
 		char num[16];
 		snprintf(num, sizeof(num), "%d", priority);
 		xml_add_text_child(p, "priority", NULL, num);
+	}
+	if (type == NULL) {
+		xml_append(p, caps_element(NULL));	/* XEP-0115 */
 	}
 	return p;
 }

@@ -619,6 +619,11 @@ bool session_send_tagged(struct session *s, const struct xml *stanza, uint64_t t
 	return true;
 }
 
+bool session_send_nonza(struct session *s, const struct xml *el)
+{
+	return !s->ended && stream_send_nonza(s->stream, el);
+}
+
 bool session_sm_enabled(const struct session *s)
 {
 	return s->stream != NULL && stream_sm_enabled(s->stream);

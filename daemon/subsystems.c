@@ -1,12 +1,18 @@
 #include <stddef.h>
 
+#include "daemon/blocking.h"
 #include "daemon/carbons.h"
+#include "daemon/csi.h"
+#include "daemon/disco.h"
 #include "daemon/muc.h"
 #include "daemon/roster.h"
 #include "daemon/subsystems.h"
 
 /* One row per subsystem, NULL-terminated; hooks may be NULL. */
 const struct subsystem *const subsystems[] = {
+	&disco_subsystem,
+	&blocking_subsystem,
+	&csi_subsystem,
 	&carbons_subsystem,
 	&muc_subsystem,
 	&roster_subsystem,

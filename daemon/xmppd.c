@@ -10,6 +10,8 @@
 
 #include "daemon/config.h"
 #include "daemon/core.h"
+#include "daemon/csi.h"
+#include "daemon/disco.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
 #include "daemon/roster.h"
@@ -363,11 +365,8 @@ json_t *xmppd_status(const struct xmppd *x)
 		x->state == XMPPD_ONLINE && session_sm_enabled(x->session)));
 	json_object_set_new(o, "outbox", json_integer((json_int_t)outbox_count(&x->outbox)));
 	json_object_set_new(o, "pending", json_integer((json_int_t)roster_pending_count(x)));
-	json_t *features = json_array();
-	for (size_t i = 0; disco_features[i] != NULL; i++) {
-		json_array_append_new(features, json_string(disco_features[i]));
-	}
-	json_object_set_new(o, "features", features);
+	disco_status(x, o);
+	csi_status(x, o);
 	return o;
 }
 

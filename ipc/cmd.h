@@ -59,6 +59,7 @@ struct cmd_table {
 extern const struct cmd_table message_commands;
 extern const struct cmd_table muc_commands;
 extern const struct cmd_table roster_commands;
+extern const struct cmd_table disco_commands;
 
 /* A string argument (already checked), or NULL when absent. */
 const char *cmd_str_arg(json_t *req, const char *name);

@@ -233,6 +233,7 @@ static uint32_t events_mask(json_t *req)
 static json_t *cmd_subscribe(struct ipc_client *c, json_t *req, json_t *id)
 {
 	c->events |= events_mask(req);
+	events_listeners_changed();
 	free(c->from);
 	c->from = NULL;
 	if (cmd_has_arg(req, "from")) {
@@ -260,6 +261,7 @@ static json_t *cmd_unsubscribe(struct ipc_client *c, json_t *req, json_t *id)
 	} else {
 		c->events = 0;
 	}
+	events_listeners_changed();
 	if (c->events == 0) {
 		free(c->from);
 		c->from = NULL;
@@ -348,6 +350,7 @@ static const struct cmd_table *const tables[] = {
 	&roster_commands,
 	&muc_commands,
 	&message_commands,
+	&disco_commands,
 };
 
 static int cmd_compare(const void *key, const void *elem)

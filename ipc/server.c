@@ -443,6 +443,7 @@ static void client_handle_closed(uv_handle_t *h)
 	ipc->nclients--;
 	c->ipc = NULL;
 	log_debug("ipc client %lu: closed", c->id);
+	events_listeners_changed();
 	ipc_client_unref(c);
 	ipc_maybe_done(ipc);
 }

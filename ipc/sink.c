@@ -15,6 +15,7 @@
 
 /* The events of protocol version 1 (DESIGN.md section 4), one bit each. */
 static const char *const event_names[] = {
+	"block",
 	"chatstate",
 	"iq",
 	"message",
@@ -175,9 +176,16 @@ static void sink_cb(void *ud, const char *name, uint64_t seq, json_t *ev)
 	}
 }
 
+/* Live subscribers only, for the client state (XEP-0352). */
+static bool listening_cb(void *ud, const char *name)
+{
+	return subscribed(ud, event_bit(name));
+}
+
 void sink_attach(struct ipc *ipc)
 {
 	events_add_sink(sink_cb, wants_cb, ipc);
+	events_set_listening(ipc, listening_cb);
 }
 
 void sink_detach(struct ipc *ipc)

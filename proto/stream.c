@@ -1216,6 +1216,21 @@ bool stream_send_tagged(struct stream *s, const struct xml *stanza,
 	return true;
 }
 
+bool stream_send_nonza(struct stream *s, const struct xml *el)
+{
+	if (s->state != STREAM_ONLINE) {
+		return false;
+	}
+	struct buf b;
+	buf_init(&b);
+	if (!xml_serialize(el, NS_CLIENT, &b)) {
+		buf_finish(&b);
+		return false;
+	}
+	emit_buf(s, &b);
+	return true;
+}
+
 /* Sends <r/> while online and managed. */
 bool stream_request_ack(struct stream *s)
 {

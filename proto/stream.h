@@ -156,6 +156,10 @@ bool stream_send(struct stream *s, const struct xml *stanza);
  * if not online or not serializable (nothing sent or queued). */
 bool stream_send_tagged(struct stream *s, const struct xml *stanza,
 	uint64_t tag);
+/* Sends an element that is not a stanza (XEP-0352 <active/>, ...) while
+ * online: stream management neither counts nor queues it. False if not
+ * online or not serializable. */
+bool stream_send_nonza(struct stream *s, const struct xml *el);
 /* Sends <r/> to ask for an acknowledgement; false (nothing sent) unless
  * online with stream management enabled. */
 bool stream_request_ack(struct stream *s);

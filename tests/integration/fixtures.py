@@ -328,7 +328,7 @@ class Prosody(Server):
 	# initial presence is kept and delivered with it, as on any server.
 	MODULES = ("tls", "saslauth", "roster", "disco", "ping", "presence",
 		"message", "iq", "offline", "smacks", "carbons", "mam", "blocklist",
-		"posix", "stanza_debug")
+		"posix", "stanza_debug", "csi_simple", "time", "version")
 
 	def __init__(self, ws, certs, extra=""):
 		"""extra: Lua lines for the global section of the config, e.g.

@@ -1,0 +1,105 @@
+/*
+ * Client state. The state lives in the server's session: a fresh
+ * session starts active (XEP-0352 4) with nothing said yet, a resumed
+ * one keeps what was said. It is re-evaluated whenever the control
+ * socket's listeners change (events_listeners_changed) and at every
+ * login, and sent only when it differs from what the server was told.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/core.h"
+#include "daemon/csi.h"
+#include "daemon/events.h"
+#include "daemon/log.h"
+#include "daemon/subsystems.h"
+#include "proto/alloc.h"
+#include "proto/ns.h"
+
+enum csi_state {
+	CSI_UNSAID,		/* nothing sent in this session */
+	CSI_ACTIVE,
+	CSI_INACTIVE,
+};
+
+struct csi {
+	struct xmppd *x;
+	bool offered;		/* the stream features list <csi/> */
+	enum csi_state said;
+};
+
+static const char *const state_names[] = {
+	[CSI_UNSAID] = "unsaid",
+	[CSI_ACTIVE] = "active",
+	[CSI_INACTIVE] = "inactive",
+};
+
+static void evaluate(struct xmppd *x)
+{
+	struct csi *c = x->csi;
+	if (!c->offered || x->state != XMPPD_ONLINE || x->session == NULL) {
+		return;
+	}
+	enum csi_state want = events_listening("message") ? CSI_ACTIVE : CSI_INACTIVE;
+	if (want == c->said) {
+		return;
+	}
+	struct xml *el = xml_new(state_names[want], NS_CSI);
+	if (session_send_nonza(x->session, el)) {
+		log_debug("csi: %s -> %s", state_names[c->said], state_names[want]);
+		c->said = want;
+	}
+	xml_free(el);
+}
+
+static void listeners_changed(void *ud)
+{
+	evaluate(((struct csi *)ud)->x);
+}
+
+static bool features_offer_csi(const struct xml *features)
+{
+	return features != NULL && xml_child(features, "csi", NS_CSI) != NULL;
+}
+
+static void csi_online(struct xmppd *x, bool resumed)
+{
+	struct csi *c = x->csi;
+	c->offered = features_offer_csi(session_features(x->session));
+	if (!resumed) {
+		c->said = CSI_UNSAID;
+	}
+	evaluate(x);
+}
+
+static void csi_init(struct xmppd *x)
+{
+	x->csi = xcalloc(1, sizeof(*x->csi));
+	x->csi->x = x;
+	events_watch_listeners(listeners_changed, x->csi);
+}
+
+static void csi_free(struct xmppd *x)
+{
+	if (x->csi == NULL) {
+		return;
+	}
+	events_unwatch_listeners(x->csi);
+	free(x->csi);
+	x->csi = NULL;
+}
+
+const struct subsystem csi_subsystem = {
+	.name = "csi",
+	.init = csi_init,
+	.free = csi_free,
+	.online = csi_online,
+};
+
+void csi_status(const struct xmppd *x, json_t *status)
+{
+	const struct csi *c = x->csi;
+	if (c->offered && c->said != CSI_UNSAID) {
+		json_object_set_new(status, "csi", json_string(state_names[c->said]));
+	}
+}

@@ -1,0 +1,19 @@
+/*
+ * XEP-0352 client state indication: the server is told <inactive/>
+ * while no control-socket client listens for messages and <active/>
+ * while one does, when it offers urn:xmpp:csi:0 in its stream features.
+ */
+#ifndef XMPPD_DAEMON_CSI_H
+#define XMPPD_DAEMON_CSI_H
+
+#include <jansson.h>
+
+struct xmppd;
+
+extern const struct subsystem csi_subsystem;
+
+/* Adds "csi": "active" or "inactive" (what the server was last told in
+ * this session) to a status object, if the server offers it. */
+void csi_status(const struct xmppd *x, json_t *status);
+
+#endif
