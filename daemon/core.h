@@ -63,6 +63,8 @@ struct xmppd {
 	struct iq_pending *iqs;		/* outstanding iq requests */
 	unsigned iq_serial;
 
+	int presence_holds;		/* see xmppd_hold_presence */
+	bool presence_pending;		/* initial presence not sent yet */
 	bool quitting;
 	int closing;			/* handles still closing in xmppd_free */
 	void (*stopped_cb)(void *ud);
@@ -78,6 +80,14 @@ char *xmppd_new_id(void);
 /* The connection went away: clean up and, unless retry_ms is negative,
  * try again after the backoff (or after at least retry_ms). */
 void xmppd_session_ended(struct xmppd *x, int retry_ms);
+/*
+ * Holds back the initial presence of a fresh session (what arrives once
+ * the server sees us available must come after, e.g., the archive
+ * catch-up); each hold is released once, and the presence goes out when
+ * the last is. Only from an online hook with resumed false.
+ */
+void xmppd_hold_presence(struct xmppd *x);
+void xmppd_release_presence(struct xmppd *x);
 /* The connection is online with the bound JID, resumed or fresh. */
 void xmppd_session_online(struct xmppd *x, const char *jid, bool resumed);
 /* Connect to host:port instead of the configured server next time. */

@@ -1106,11 +1106,14 @@ static void muc_free(struct xmppd *x)
  * and finish the leaves that were under way. */
 static void muc_online(struct xmppd *x, bool resumed)
 {
+	reschedule(x->muc);
+}
+
+/* Rooms are rejoined once our own presence is out, as a person's client
+ * does: the rooms then see the same caps and status as contacts. */
+static void muc_available(struct xmppd *x)
+{
 	struct muc *m = x->muc;
-	if (resumed) {
-		reschedule(m);
-		return;
-	}
 	struct room *next;
 	for (struct room *r = m->rooms; r != NULL; r = next) {
 		next = r->next;
@@ -1141,5 +1144,6 @@ const struct subsystem muc_subsystem = {
 	.init = muc_init,
 	.free = muc_free,
 	.online = muc_online,
+	.available = muc_available,
 	.offline = muc_offline,
 };

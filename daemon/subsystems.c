@@ -47,6 +47,15 @@ void subsystems_online(struct xmppd *x, bool resumed)
 	}
 }
 
+void subsystems_available(struct xmppd *x)
+{
+	for (size_t i = 0; subsystems[i] != NULL; i++) {
+		if (subsystems[i]->available != NULL) {
+			subsystems[i]->available(x);
+		}
+	}
+}
+
 void subsystems_offline(struct xmppd *x)
 {
 	for (size_t i = 0; subsystems[i] != NULL; i++) {

@@ -21,6 +21,9 @@ struct subsystem {
 	 * presence goes out; or after a resumption (resumed true), when the
 	 * server kept the session's state. */
 	void (*online)(struct xmppd *x, bool resumed);
+	/* After a fresh login, once the initial presence went out (after
+	 * any holds, see xmppd_hold_presence): join rooms and the like. */
+	void (*available)(struct xmppd *x);
 	/* The connection was lost (it may yet be resumed). */
 	void (*offline)(struct xmppd *x);
 };
@@ -30,6 +33,7 @@ extern const struct subsystem *const subsystems[];
 void subsystems_init(struct xmppd *x);
 void subsystems_free(struct xmppd *x);
 void subsystems_online(struct xmppd *x, bool resumed);
+void subsystems_available(struct xmppd *x);
 void subsystems_offline(struct xmppd *x);
 
 #endif

@@ -184,16 +184,38 @@ void xmppd_session_online(struct xmppd *x, const char *jid, bool resumed)
 	}
 	iq_fail_all(x, "not-connected", "the connection was lost");
 	xmppd_enter_state(x, XMPPD_ONLINE, NULL);
-	subsystems_online(x, false);
-	presence_send_initial(x);
 	drop_sm_queue(x);
 	outbox_fresh_session(x);
+	x->presence_holds = 0;
+	x->presence_pending = true;
+	xmppd_hold_presence(x);
+	subsystems_online(x, false);
+	xmppd_release_presence(x);
 	outbox_flush(x);
+}
+
+void xmppd_hold_presence(struct xmppd *x)
+{
+	x->presence_holds++;
+}
+
+void xmppd_release_presence(struct xmppd *x)
+{
+	if (x->presence_holds > 0 && --x->presence_holds > 0) {
+		return;
+	}
+	if (!x->presence_pending || x->state != XMPPD_ONLINE) {
+		return;
+	}
+	x->presence_pending = false;
+	presence_send_initial(x);
+	subsystems_available(x);
 }
 
 void xmppd_session_ended(struct xmppd *x, int retry_ms)
 {
 	bool was_online = x->session != NULL && x->state == XMPPD_ONLINE;
+	x->presence_pending = false;
 	session_free(x->session);
 	x->session = NULL;
 	uv_timer_stop(&x->stable_timer);
