@@ -170,7 +170,7 @@ def test_time_and_version_answered(ctx):
 def test_block_and_unblock(ctx):
 	a, b = ctx.account("alice"), ctx.account("bob")
 	ax, ac = ctx.online(a, events=("message", "state", "block"))
-	bx, bc = ctx.online(b)
+	bx, bc = ctx.online(b, events=("message", "state", "sent"))
 	features_known(ac, {"urn:xmpp:blocking"})
 	check(ac.ok("blocklist")["jids"] == [], "a new account blocks someone")
 	ac.ok("block", jid=b.jid)
@@ -181,7 +181,12 @@ def test_block_and_unblock(ctx):
 	ac.ok("block", jids=[b.jid])
 
 	blocked = "you should not see this %f" % time.time()
-	bc.ok("send", to=a.jid, body=blocked)
+	mid = bc.ok("send", to=a.jid, body=blocked)["msg_id"]
+	# Accepted is not yet at the server: unblock only once it has it
+	# (acked, or refused by alice's server with an error).
+	bc.wait_event(lambda e: e.get("event") == "sent" and e.get("msg_id") == mid
+		and e.get("status") in ("acked", "failed"), 10,
+		"the server's answer to bob's message")
 	ac.ok("unblock", jid=b.jid)
 	ev = ac.wait_event(is_block("unblock"), 10, "unblock event")
 	check(ev["jids"] == [b.jid], "unblock event %r" % ev)
