@@ -19,6 +19,7 @@
 #include "daemon/log.h"
 #include "daemon/subsystems.h"
 #include "proto/alloc.h"
+#include "proto/error.h"
 #include "proto/jid.h"
 #include "proto/ns.h"
 
@@ -204,7 +205,7 @@ static void fetched(void *ud, const struct xml *reply, const char *condition,
 	}
 	char *etext = NULL;
 	if (reply != NULL) {
-		condition = disco_stanza_error(reply, &etext);
+		condition = stanza_error(reply, &etext);
 		text = etext ? etext : condition;
 	}
 	log_info("blocking: the block list could not be fetched: %s", condition);
@@ -273,7 +274,7 @@ static void changed(void *ud, const struct xml *reply, const char *condition,
 		c->cb(c->ud, json_object(), NULL, NULL);
 	} else if (reply != NULL) {
 		char *etext;
-		const char *cond = disco_stanza_error(reply, &etext);
+		const char *cond = stanza_error(reply, &etext);
 		c->cb(c->ud, NULL, cond, etext ? etext : cond);
 		free(etext);
 	} else {

@@ -24,6 +24,7 @@
 #include "daemon/log.h"
 #include "daemon/subsystems.h"
 #include "proto/alloc.h"
+#include "proto/error.h"
 #include "proto/jid.h"
 #include "proto/ns.h"
 
@@ -198,24 +199,6 @@ void disco_handle_time(struct xmppd *x, const struct xml *iq)
 }
 
 /* ---- replies to json ---- */
-
-const char *disco_stanza_error(const struct xml *stanza, char **text)
-{
-	const struct xml *err = xml_child(stanza, "error", NULL);
-	*text = NULL;
-	if (err == NULL) {
-		return "undefined-condition";
-	}
-	*text = xml_child_text(err, "text", NS_STANZA_ERRORS);
-	for (const struct xml *e = xml_first_element(err); e != NULL;
-			e = xml_next_element(e)) {
-		if (e->ns != NULL && strcmp(e->ns, NS_STANZA_ERRORS) == 0 &&
-				strcmp(e->name, "text") != 0) {
-			return e->name;
-		}
-	}
-	return "undefined-condition";
-}
 
 static void set_attr(json_t *o, const char *key, const struct xml *el,
 	const char *attr)
@@ -528,7 +511,7 @@ static void request_reply(void *ud, const struct xml *reply, const char *conditi
 		r->cb(r->ud, NULL, condition, text);
 	} else if (type != NULL && strcmp(type, "error") == 0) {
 		char *etext;
-		const char *cond = disco_stanza_error(reply, &etext);
+		const char *cond = stanza_error(reply, &etext);
 		if (r->ping && proves_alive(r, cond)) {
 			r->cb(r->ud, ping_json(r, cond), NULL, NULL);
 		} else {

@@ -63,8 +63,4 @@ int disco_query(struct xmppd *x, const char *to, const char *node, bool items,
 int disco_ping(struct xmppd *x, const char *to, disco_cb cb, void *ud,
 	struct xerr *e);
 
-/* The stanza error condition of an error stanza ("undefined-condition"
- * if none); *text gets its <text/> (caller frees) or NULL. */
-const char *disco_stanza_error(const struct xml *stanza, char **text);
-
 #endif

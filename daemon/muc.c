@@ -28,6 +28,7 @@
 #include "daemon/muc.h"
 #include "daemon/subsystems.h"
 #include "proto/alloc.h"
+#include "proto/error.h"
 #include "proto/jid.h"
 #include "proto/ns.h"
 
@@ -513,24 +514,6 @@ static bool has_status(const struct xml *xu, const char *code)
 	return false;
 }
 
-static const char *error_condition(const struct xml *st, char **text)
-{
-	const struct xml *err = xml_child(st, "error", NULL);
-	*text = NULL;
-	if (err == NULL) {
-		return "undefined-condition";
-	}
-	*text = xml_child_text(err, "text", NS_STANZA_ERRORS);
-	for (const struct xml *c = xml_first_element(err); c != NULL;
-			c = xml_next_element(c)) {
-		if (c->ns != NULL && strcmp(c->ns, NS_STANZA_ERRORS) == 0 &&
-				strcmp(c->name, "text") != 0) {
-			return c->name;
-		}
-	}
-	return "undefined-condition";
-}
-
 struct join_error {
 	const char *condition;
 	const char *text;	/* one %s: the room (conflict: the nick) */
@@ -579,7 +562,7 @@ static void fail_join(struct muc *m, struct room *r, const char *cond,
 static void presence_error(struct muc *m, struct room *r, const struct xml *st)
 {
 	char *text;
-	const char *cond = error_condition(st, &text);
+	const char *cond = stanza_error(st, &text);
 	if (r->state == MUC_JOINING) {
 		fail_join(m, r, cond, text);
 	} else {
@@ -970,7 +953,7 @@ static void ping_done(void *ud, const struct xml *reply, const char *condition,
 		const char *type = reply != NULL ? xml_attr(reply, "type") : NULL;
 		const char *cond = condition;
 		if (type != NULL && strcmp(type, "error") == 0) {
-			cond = error_condition(reply, &etext);
+			cond = stanza_error(reply, &etext);
 		}
 		if (cond != NULL && reply != NULL && means_dropped(cond)) {
 			rejoin(m, r, cond);

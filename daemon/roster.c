@@ -22,6 +22,7 @@
 #include "daemon/roster.h"
 #include "daemon/subsystems.h"
 #include "proto/alloc.h"
+#include "proto/error.h"
 #include "proto/jid.h"
 #include "proto/ns.h"
 
@@ -529,26 +530,6 @@ struct roster_wait {
 	roster_done_cb cb;
 	void *ud;
 };
-
-/* The condition and text of a stanza's <error/> (text: caller frees). */
-static const char *stanza_error(const struct xml *st, char **text)
-{
-	const struct xml *err = xml_child(st, "error", NULL);
-	*text = NULL;
-	if (err == NULL) {
-		return "undefined-condition";
-	}
-	*text = xml_child_text(err, "text", NS_STANZA_ERRORS);
-	for (const struct xml *e = xml_first_element(err); e != NULL;
-			e = xml_next_element(e)) {
-		if (e->ns != NULL && strcmp(e->ns, NS_STANZA_ERRORS) == 0 &&
-				strcmp(e->name, "text") != 0) {
-			return e->name;
-		}
-	}
-	return "undefined-condition";
-}
-
 static void set_done(void *ud, const struct xml *reply, const char *condition,
 	const char *text)
 {

@@ -19,6 +19,7 @@
 #include "ipc/json.h"
 #include "ipc/sink.h"
 #include "proto/alloc.h"
+#include "proto/error.h"
 #include "proto/jid.h"
 #include "proto/ns.h"
 #include "proto/xml.h"
@@ -52,28 +53,6 @@ struct iq_wait {
 	struct ipc_reply *slot;
 	json_t *id;
 };
-
-/* The condition and text of a stanza's <error/>. */
-static const char *stanza_error(const struct xml *st, char **text)
-{
-	const struct xml *err = xml_child(st, "error", NULL);
-	const char *cond = "undefined-condition";
-	*text = NULL;
-	if (err == NULL) {
-		return cond;
-	}
-	for (const struct xml *e = xml_first_element(err); e != NULL;
-			e = xml_next_element(e)) {
-		if (e->ns != NULL && strcmp(e->ns, NS_STANZA_ERRORS) == 0 &&
-				strcmp(e->name, "text") != 0) {
-			cond = e->name;
-			break;
-		}
-	}
-	*text = xml_child_text(err, "text", NS_STANZA_ERRORS);
-	return cond;
-}
-
 static json_t *iq_reply_json(json_t *id, const struct xml *reply)
 {
 	const char *type = xml_attr(reply, "type");
