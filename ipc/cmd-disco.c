@@ -17,70 +17,30 @@
 
 #define MAX_JIDS 1000	/* per block/unblock request */
 
-struct wait {
-	struct ipc_client *client;
-	struct ipc_reply *slot;
-	json_t *id;
-};
-
 static void answered(void *ud, json_t *result, const char *condition,
 	const char *text)
 {
-	struct wait *w = ud;
-	if (ipc_client_alive(w->client)) {
-		json_t *r;
-		if (result != NULL) {
-			r = ipc_json_ok(w->id);
-			json_object_update_missing(r, result);
-		} else {
-			const char *cond = condition ? condition : "undefined-condition";
-			r = ipc_json_error(w->id, cond, "%s", text ? text : cond);
-		}
-		ipc_client_fill(w->client, w->slot, r);
+	struct cmd_wait *w = ud;
+	if (result != NULL) {
+		cmd_wait_ok(w, result);
+		json_decref(result);
+		return;
 	}
-	json_decref(result);
-	ipc_client_unref(w->client);
-	json_decref(w->id);
-	free(w);
-}
-
-/* A reply slot held for c, or NULL when c already waits for too much
- * (then *err is the reply). */
-static struct wait *wait_new(struct ipc_client *c, json_t *id, json_t **err)
-{
-	if (c->waiting >= IPC_MAX_WAITING) {
-		*err = ipc_json_error(id, "resource-constraint",
-			"%u requests are already waiting", c->waiting);
-		return NULL;
-	}
-	struct wait *w = xcalloc(1, sizeof(*w));
-	w->client = c;
-	w->slot = ipc_client_reserve(c);
-	w->id = id != NULL ? json_incref(id) : NULL;
-	ipc_client_ref(c);
-	return w;
-}
-
-/* The core refused at once: answer in the slot and let the wait go. */
-static void wait_fail(struct wait *w, const struct xerr *e)
-{
-	ipc_client_fill(w->client, w->slot, cmd_xerr_reply(w->id, e));
-	ipc_client_unref(w->client);
-	json_decref(w->id);
-	free(w);
+	const char *cond = condition ? condition : "undefined-condition";
+	cmd_wait_done(w, ipc_json_error(w->id, cond, "%s", text ? text : cond));
 }
 
 static json_t *cmd_disco(struct ipc_client *c, json_t *req, json_t *id)
 {
 	json_t *err = NULL;
-	struct wait *w = wait_new(c, id, &err);
+	struct cmd_wait *w = cmd_wait_new(c, id, &err);
 	if (w == NULL) {
 		return err;
 	}
 	struct xerr e = { 0 };
 	if (disco_query(c->ipc->x, cmd_str_arg(req, "to"), cmd_str_arg(req, "node"),
 			cmd_bool_arg(req, "items"), answered, w, &e) < 0) {
-		wait_fail(w, &e);
+		cmd_wait_fail(w, &e);
 	}
 	return NULL;
 }
@@ -88,13 +48,13 @@ static json_t *cmd_disco(struct ipc_client *c, json_t *req, json_t *id)
 static json_t *cmd_ping(struct ipc_client *c, json_t *req, json_t *id)
 {
 	json_t *err = NULL;
-	struct wait *w = wait_new(c, id, &err);
+	struct cmd_wait *w = cmd_wait_new(c, id, &err);
 	if (w == NULL) {
 		return err;
 	}
 	struct xerr e = { 0 };
 	if (disco_ping(c->ipc->x, cmd_str_arg(req, "to"), answered, w, &e) < 0) {
-		wait_fail(w, &e);
+		cmd_wait_fail(w, &e);
 	}
 	return NULL;
 }
@@ -102,13 +62,13 @@ static json_t *cmd_ping(struct ipc_client *c, json_t *req, json_t *id)
 static json_t *cmd_blocklist(struct ipc_client *c, json_t *req, json_t *id)
 {
 	json_t *err = NULL;
-	struct wait *w = wait_new(c, id, &err);
+	struct cmd_wait *w = cmd_wait_new(c, id, &err);
 	if (w == NULL) {
 		return err;
 	}
 	struct xerr e = { 0 };
 	if (blocking_list(c->ipc->x, answered, w, &e) < 0) {
-		wait_fail(w, &e);
+		cmd_wait_fail(w, &e);
 	}
 	return NULL;
 }
@@ -128,14 +88,14 @@ static json_t *change(struct ipc_client *c, json_t *req, json_t *id, bool block)
 		v[k++] = json_string_value(json_array_get(jids, i));
 	}
 	json_t *err = NULL;
-	struct wait *w = wait_new(c, id, &err);
+	struct cmd_wait *w = cmd_wait_new(c, id, &err);
 	if (w == NULL) {
 		free(v);
 		return err;
 	}
 	struct xerr e = { 0 };
 	if (blocking_change(c->ipc->x, block, v, k, answered, w, &e) < 0) {
-		wait_fail(w, &e);
+		cmd_wait_fail(w, &e);
 	}
 	free(v);
 	return NULL;

@@ -32,70 +32,28 @@ static json_t *cmd_roster(struct ipc_client *c, json_t *req, json_t *id)
 
 /* ---- roster-set and roster-remove: answered after the server ---- */
 
-struct roster_wait {
-	struct ipc_client *client;
-	struct ipc_reply *slot;
-	json_t *id;
-};
-
-static void wait_free(struct roster_wait *w)
-{
-	ipc_client_unref(w->client);
-	json_decref(w->id);
-	free(w);
-}
-
 static void roster_done(void *ud, const char *condition, const char *text)
 {
-	struct roster_wait *w = ud;
-	if (ipc_client_alive(w->client)) {
-		json_t *r;
-		if (condition == NULL) {
-			r = ipc_json_ok(w->id);
-		} else {
-			r = ipc_json_error(w->id, condition, "%s",
-				text ? text : condition);
-		}
-		ipc_client_fill(w->client, w->slot, r);
+	struct cmd_wait *w = ud;
+	if (condition == NULL) {
+		cmd_wait_ok(w, NULL);
+	} else {
+		cmd_wait_done(w, ipc_json_error(w->id, condition, "%s",
+			text ? text : condition));
 	}
-	wait_free(w);
-}
-
-/* Holds a reply slot for a request answered later, or NULL (and the
- * error reply in *refused) when c has too many waiting. */
-static struct roster_wait *wait_new(struct ipc_client *c, json_t *id,
-	json_t **refused)
-{
-	if (c->waiting >= IPC_MAX_WAITING) {
-		*refused = ipc_json_error(id, "resource-constraint",
-			"%u requests are already waiting", c->waiting);
-		return NULL;
-	}
-	struct roster_wait *w = xcalloc(1, sizeof(*w));
-	w->client = c;
-	w->slot = ipc_client_reserve(c);
-	w->id = id != NULL ? json_incref(id) : NULL;
-	ipc_client_ref(c);
-	return w;
-}
-
-static void wait_failed(struct roster_wait *w, const struct xerr *e)
-{
-	ipc_client_fill(w->client, w->slot, cmd_xerr_reply(w->id, e));
-	wait_free(w);
 }
 
 static json_t *cmd_roster_remove(struct ipc_client *c, json_t *req, json_t *id)
 {
 	json_t *refused = NULL;
-	struct roster_wait *w = wait_new(c, id, &refused);
+	struct cmd_wait *w = cmd_wait_new(c, id, &refused);
 	if (w == NULL) {
 		return refused;
 	}
 	struct xerr e = { 0 };
 	if (roster_remove(c->ipc->x, cmd_str_arg(req, "jid"), roster_done, w,
 			&e) < 0) {
-		wait_failed(w, &e);
+		cmd_wait_fail(w, &e);
 	}
 	return NULL;
 }
@@ -109,7 +67,7 @@ static json_t *cmd_roster_set(struct ipc_client *c, json_t *req, json_t *id)
 		names[i] = json_string_value(json_array_get(groups, i));
 	}
 	json_t *refused = NULL;
-	struct roster_wait *w = wait_new(c, id, &refused);
+	struct cmd_wait *w = cmd_wait_new(c, id, &refused);
 	if (w == NULL) {
 		free(names);
 		return refused;
@@ -117,7 +75,7 @@ static json_t *cmd_roster_set(struct ipc_client *c, json_t *req, json_t *id)
 	struct xerr e = { 0 };
 	if (roster_set(c->ipc->x, cmd_str_arg(req, "jid"),
 			cmd_str_arg(req, "name"), names, n, roster_done, w, &e) < 0) {
-		wait_failed(w, &e);
+		cmd_wait_fail(w, &e);
 	}
 	free(names);
 	return NULL;

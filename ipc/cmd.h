@@ -60,6 +60,30 @@ extern const struct cmd_table message_commands;
 extern const struct cmd_table muc_commands;
 extern const struct cmd_table roster_commands;
 extern const struct cmd_table disco_commands;
+extern const struct cmd_table history_commands;
+
+/*
+ * A reply that comes later, when the network has answered: it holds the
+ * client's next reply slot (later replies queue behind it) and a
+ * reference to the client, which may be gone by then.
+ */
+struct cmd_wait {
+	struct ipc_client *client;
+	struct ipc_reply *slot;
+	json_t *id;
+};
+
+/* A wait for c's request id; NULL, with *refused set to the error reply,
+ * when c already has too many requests waiting. */
+struct cmd_wait *cmd_wait_new(struct ipc_client *c, json_t *id,
+	json_t **refused);
+/* Answers with reply (stolen; dropped if the client has gone) and frees
+ * w. */
+void cmd_wait_done(struct cmd_wait *w, json_t *reply);
+/* Answers {"id","ok":true} merged with result (borrowed; may be NULL). */
+void cmd_wait_ok(struct cmd_wait *w, json_t *result);
+/* Answers with the core's error. */
+void cmd_wait_fail(struct cmd_wait *w, const struct xerr *e);
 
 /* A string argument (already checked), or NULL when absent. */
 const char *cmd_str_arg(json_t *req, const char *name);

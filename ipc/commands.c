@@ -40,6 +40,47 @@ bool cmd_bool_arg(json_t *req, const char *name)
 	return json_is_true(json_object_get(req, name));
 }
 
+struct cmd_wait *cmd_wait_new(struct ipc_client *c, json_t *id, json_t **refused)
+{
+	if (c->waiting >= IPC_MAX_WAITING) {
+		*refused = ipc_json_error(id, "resource-constraint",
+			"%u requests are already waiting", c->waiting);
+		return NULL;
+	}
+	struct cmd_wait *w = xcalloc(1, sizeof(*w));
+	w->client = c;
+	w->slot = ipc_client_reserve(c);
+	w->id = id != NULL ? json_incref(id) : NULL;
+	ipc_client_ref(c);
+	return w;
+}
+
+void cmd_wait_done(struct cmd_wait *w, json_t *reply)
+{
+	if (ipc_client_alive(w->client)) {
+		ipc_client_fill(w->client, w->slot, reply);
+	} else {
+		json_decref(reply);
+	}
+	ipc_client_unref(w->client);
+	json_decref(w->id);
+	free(w);
+}
+
+void cmd_wait_ok(struct cmd_wait *w, json_t *result)
+{
+	json_t *r = ipc_json_ok(w->id);
+	if (result != NULL) {
+		json_object_update_missing(r, result);
+	}
+	cmd_wait_done(w, r);
+}
+
+void cmd_wait_fail(struct cmd_wait *w, const struct xerr *e)
+{
+	cmd_wait_done(w, cmd_xerr_reply(w->id, e));
+}
+
 json_t *cmd_xerr_reply(json_t *id, const struct xerr *e)
 {
 	return ipc_json_error(id, e->condition ? e->condition : "internal-server-error",
@@ -48,11 +89,6 @@ json_t *cmd_xerr_reply(json_t *id, const struct xerr *e)
 
 /* ---- iq ---- */
 
-struct iq_wait {
-	struct ipc_client *client;
-	struct ipc_reply *slot;
-	json_t *id;
-};
 static json_t *iq_reply_json(json_t *id, const struct xml *reply)
 {
 	const char *type = xml_attr(reply, "type");
@@ -81,42 +117,28 @@ static json_t *iq_reply_json(json_t *id, const struct xml *reply)
 static void iq_done(void *ud, const struct xml *reply, const char *condition,
 	const char *text)
 {
-	struct iq_wait *w = ud;
-	if (ipc_client_alive(w->client)) {
-		json_t *r;
-		if (reply != NULL) {
-			r = iq_reply_json(w->id, reply);
-		} else {
-			const char *cond = condition ? condition : "undefined-condition";
-			r = ipc_json_error(w->id, cond, "%s", text ? text : cond);
-		}
-		ipc_client_fill(w->client, w->slot, r);
+	struct cmd_wait *w = ud;
+	if (reply != NULL) {
+		cmd_wait_done(w, iq_reply_json(w->id, reply));
+		return;
 	}
-	ipc_client_unref(w->client);
-	json_decref(w->id);
-	free(w);
+	const char *cond = condition ? condition : "undefined-condition";
+	cmd_wait_done(w, ipc_json_error(w->id, cond, "%s", text ? text : cond));
 }
 
 static json_t *cmd_iq(struct ipc_client *c, json_t *req, json_t *id)
 {
-	if (c->waiting >= IPC_MAX_WAITING) {
-		return ipc_json_error(id, "resource-constraint",
-			"%u requests are already waiting", c->waiting);
+	json_t *refused = NULL;
+	struct cmd_wait *w = cmd_wait_new(c, id, &refused);
+	if (w == NULL) {
+		return refused;
 	}
 	double secs = json_number_value(json_object_get(req, "timeout"));
 	unsigned ms = secs > 0 ? (unsigned)(secs * 1000 + 0.5) : 0;
-	struct iq_wait *w = xcalloc(1, sizeof(*w));
-	w->client = c;
-	w->slot = ipc_client_reserve(c);
-	w->id = id != NULL ? json_incref(id) : NULL;
-	ipc_client_ref(c);
 	struct xerr e = { 0 };
 	if (iq_request(c->ipc->x, cmd_str_arg(req, "to"), cmd_str_arg(req, "type"),
 			cmd_str_arg(req, "payload"), ms, iq_done, w, &e) < 0) {
-		ipc_client_fill(c, w->slot, cmd_xerr_reply(id, &e));
-		ipc_client_unref(c);
-		json_decref(w->id);
-		free(w);
+		cmd_wait_fail(w, &e);
 	}
 	return NULL;
 }
@@ -330,6 +352,7 @@ static const struct cmd_table *const tables[] = {
 	&muc_commands,
 	&message_commands,
 	&disco_commands,
+	&history_commands,
 };
 
 static int cmd_compare(const void *key, const void *elem)
