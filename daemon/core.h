@@ -28,6 +28,7 @@ struct roster;
 struct presence_table;
 struct muc;
 struct carbons;
+struct mam;
 
 struct xmppd {
 	uv_loop_t *loop;
@@ -59,6 +60,7 @@ struct xmppd {
 	struct presence_table *presences;	/* daemon/presence.c */
 	struct muc *muc;		/* daemon/muc.c */
 	struct carbons *carbons;	/* daemon/carbons.c */
+	struct mam *mam;		/* daemon/mam.c */
 
 	struct iq_pending *iqs;		/* outstanding iq requests */
 	unsigned iq_serial;

@@ -11,6 +11,7 @@
 
 #include "daemon/core.h"
 #include "daemon/log.h"
+#include "daemon/mam.h"
 #include "daemon/roster.h"
 #include "proto/alloc.h"
 #include "proto/ns.h"
@@ -31,6 +32,7 @@ static const struct dispatch_row rows[] = {
 	{ "iq", NS_ROSTER, "query", roster_handle_iq },
 	{ "iq", NS_TIME, "time", disco_handle_time },
 	{ "iq", NS_VERSION, "query", disco_handle_version },
+	{ "message", NS_MAM, "result", mam_handle_result },
 	{ "message", NULL, NULL, message_handle },
 	{ "presence", NULL, NULL, presence_handle },
 };

@@ -7,7 +7,12 @@
  * from our own bare JID): an error reply to something we sent becomes a
  * "sent" event "failed"; a receipt (XEP-0184) a "sent" event "delivered";
  * a chat state (XEP-0085) a "chatstate" event; and whatever has a body or
- * subject a "message" event, once per (sender, origin-id).
+ * subject a "message" event, once per (sender, origin-id) and once per
+ * stanza-id of our own archive. Messages from the archive catch-up
+ * (daemon/mam.c) come through the same path, flagged: they only ever
+ * become "message" events (no receipts, chat states or failed sends from
+ * the past), and a live message's stanza-id tells mam.c where the next
+ * catch-up starts.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +21,7 @@
 #include "daemon/core.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
+#include "daemon/mam.h"
 #include "daemon/muc.h"
 #include "proto/alloc.h"
 #include "proto/jid.h"
@@ -33,6 +39,7 @@ static const char *const chat_states[] = {
 struct inbound {
 	const char *carbon;		/* NULL, "received" or "sent" */
 	const struct xml *forwarded;	/* the carbon's <forwarded/> */
+	const char *archive_id;		/* from the archive: its id, else NULL */
 };
 
 static bool in_list(const char *const *list, const char *s)
@@ -242,7 +249,7 @@ static void set_error(json_t *ev, const struct xml *stanza)
  * least its id; the key is that id with the sender's bare JID. Messages
  * with neither cannot be recognised and always pass.
  */
-static bool seen_before(struct xmppd *x, const struct xml *stanza)
+static bool seen_sender_id(struct xmppd *x, const struct xml *stanza)
 {
 	const struct xml *origin = xml_child(stanza, "origin-id", NS_SID);
 	const char *id = origin ? xml_attr(origin, "id") : xml_attr(stanza, "id");
@@ -259,6 +266,23 @@ static bool seen_before(struct xmppd *x, const struct xml *stanza)
 	bool dup = !dedup_add(&x->seen, key, len);
 	free(key);
 	free(bare);
+	return dup;
+}
+
+/* The id our own archive gave the message (XEP-0359 stanza-id, or the
+ * MAM result id) is a second key: it recognises a message that comes
+ * again from the archive, whatever its sender put in it. Both keys are
+ * always added, so either recognises it later. */
+static bool seen_before(struct xmppd *x, const struct xml *stanza,
+	const char *archive_id)
+{
+	bool dup = seen_sender_id(x, stanza);
+	if (archive_id != NULL && archive_id[0] != '\0') {
+		char *key = xasprintf("s%c%s", '\0', archive_id);
+		size_t len = 2 + strlen(archive_id);
+		dup = !dedup_add(&x->seen, key, len) || dup;
+		free(key);
+	}
 	return dup;
 }
 
@@ -422,7 +446,17 @@ static void set_delay(json_t *ev, const struct xml *m, const struct inbound *in)
 	}
 }
 
-static void publish_message(struct xmppd *x, const struct xml *m,
+/* Is the stanza from our own account (any resource)? */
+static bool from_own_account(const struct xmppd *x, const struct xml *stanza)
+{
+	const char *from = xml_attr(stanza, "from");
+	char *bare = from ? jid_prep(from, true, NULL) : NULL;
+	bool own = bare != NULL && strcmp(bare, x->bare_jid) == 0;
+	free(bare);
+	return own;
+}
+
+static json_t *message_json(struct xmppd *x, const struct xml *m,
 	const char *type, const struct inbound *in)
 {
 	json_t *ev = json_object();
@@ -434,9 +468,16 @@ static void publish_message(struct xmppd *x, const struct xml *m,
 	set_text(ev, "thread", m, "thread", NS_CLIENT);
 	set_attr(ev, "lang", xml_attr(m, "xml:lang"));
 	set_attr(ev, "msg_id", xml_attr(m, "id"));
-	set_attr(ev, "stanza_id", own_stanza_id(x, m));
+	set_attr(ev, "stanza_id", in->archive_id ? in->archive_id :
+		own_stanza_id(x, m));
 	set_delay(ev, m, in);
 	set_attr(ev, "carbon", in->carbon);
+	if (in->archive_id != NULL) {
+		json_object_set_new(ev, "archive", json_true());
+		if (from_own_account(x, m)) {
+			json_object_set_new(ev, "archive_sent", json_true());
+		}
+	}
 	const struct xml *replace = xml_child(m, "replace", NS_CORRECT);
 	if (replace != NULL) {
 		set_attr(ev, "replace", xml_attr(replace, "id"));
@@ -448,15 +489,47 @@ static void publish_message(struct xmppd *x, const struct xml *m,
 		set_error(ev, m);
 	}
 	muc_annotate_message(x, m, ev);
-	events_publish("message", ev);
+	return ev;
 }
 
-/* Every message, direct or unwrapped from a carbon, comes through here. */
+static void publish_message(struct xmppd *x, const struct xml *m,
+	const char *type, const struct inbound *in)
+{
+	events_publish("message", message_json(x, m, type, in));
+}
+
+/* An archived message: a "message" event at most, once. */
+static void handle_archived(struct xmppd *x, const struct xml *m,
+	const char *type, const struct inbound *in)
+{
+	bool content = xml_child(m, "body", NS_CLIENT) != NULL ||
+		xml_child(m, "subject", NS_CLIENT) != NULL;
+	if (!content || strcmp(type, "error") == 0) {
+		return;
+	}
+	if (seen_before(x, m, in->archive_id)) {
+		log_debug("dropping an archived message published before (%s)",
+			in->archive_id);
+		return;
+	}
+	publish_message(x, m, type, in);
+}
+
+/* Every message, direct, unwrapped from a carbon or from the archive,
+ * comes through here. */
 static void handle_one(struct xmppd *x, const struct xml *m,
 	const struct inbound *in)
 {
 	const char *type = xml_attr(m, "type");
 	type = type ? type : "normal";
+	if (in->archive_id != NULL) {
+		handle_archived(x, m, type, in);
+		return;
+	}
+	const char *sid = own_stanza_id(x, m);
+	if (sid != NULL) {
+		mam_saw_id(x, sid);
+	}
 	bool error = strcmp(type, "error") == 0;
 	if (error && in->carbon == NULL && handle_error_reply(x, m)) {
 		return;
@@ -470,7 +543,7 @@ static void handle_one(struct xmppd *x, const struct xml *m,
 	}
 	bool content = xml_child(m, "body", NS_CLIENT) != NULL ||
 		xml_child(m, "subject", NS_CLIENT) != NULL || error;
-	if (content && !error && seen_before(x, m)) {
+	if (content && !error && seen_before(x, m, sid)) {
 		log_debug("dropping a message published before");
 		return;
 	}
@@ -544,4 +617,21 @@ void message_handle(struct xmppd *x, const struct xml *stanza)
 	}
 	struct inbound in = { 0 };
 	handle_one(x, stanza, &in);
+}
+
+/* An archived message from the catch-up (see daemon/mam.h). */
+void message_handle_archived(struct xmppd *x, const struct xml *inner,
+	const struct xml *forwarded, const char *archive_id)
+{
+	struct inbound in = { .forwarded = forwarded, .archive_id = archive_id };
+	handle_one(x, inner, &in);
+}
+
+/* An archived message as a history item (see daemon/mam.h). */
+json_t *message_archived_json(struct xmppd *x, const struct xml *inner,
+	const struct xml *forwarded, const char *archive_id)
+{
+	struct inbound in = { .forwarded = forwarded, .archive_id = archive_id };
+	const char *type = xml_attr(inner, "type");
+	return message_json(x, inner, type ? type : "normal", &in);
 }

@@ -4,6 +4,7 @@
 #include "daemon/carbons.h"
 #include "daemon/csi.h"
 #include "daemon/disco.h"
+#include "daemon/mam.h"
 #include "daemon/muc.h"
 #include "daemon/roster.h"
 #include "daemon/subsystems.h"
@@ -14,6 +15,7 @@ const struct subsystem *const subsystems[] = {
 	&blocking_subsystem,
 	&csi_subsystem,
 	&carbons_subsystem,
+	&mam_subsystem,
 	&muc_subsystem,
 	&roster_subsystem,
 	&presence_subsystem,

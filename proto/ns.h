@@ -35,5 +35,7 @@
 #define NS_MUC_USER "http://jabber.org/protocol/muc#user"
 #define NS_MUC_OWNER "http://jabber.org/protocol/muc#owner"
 #define NS_X_CONFERENCE "jabber:x:conference"
+#define NS_MAM "urn:xmpp:mam:2"
+#define NS_RSM "http://jabber.org/protocol/rsm"
 
 #endif
