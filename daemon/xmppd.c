@@ -179,6 +179,12 @@ void xmppd_session_online(struct xmppd *x, const char *jid, bool resumed)
 		x->reason = NULL;
 		publish_state_named(x, "resumed");
 		subsystems_online(x, true);
+		if (x->presence_pending) {
+			/* Dropped while a catch-up held the presence back: the
+			 * server kept the session, the presence is still due. */
+			x->presence_holds = 1;
+			xmppd_release_presence(x);
+		}
 		outbox_flush(x);
 		return;
 	}
@@ -215,7 +221,6 @@ void xmppd_release_presence(struct xmppd *x)
 void xmppd_session_ended(struct xmppd *x, int retry_ms)
 {
 	bool was_online = x->session != NULL && x->state == XMPPD_ONLINE;
-	x->presence_pending = false;
 	session_free(x->session);
 	x->session = NULL;
 	uv_timer_stop(&x->stable_timer);
@@ -223,6 +228,7 @@ void xmppd_session_ended(struct xmppd *x, int retry_ms)
 		subsystems_offline(x);
 	}
 	if (!x->sm.resumable) {
+		x->presence_pending = false;
 		iq_fail_all(x, "not-connected", "the connection was lost");
 	}
 	if (x->quitting) {
