@@ -5,6 +5,7 @@ address (Prosody's c2s port), in one thread of the test process.
     p = Proxy(("127.0.0.1", prosody.port)).start()
     ... xmppd connects to 127.0.0.1:p.port ...
     p.cut()          # every current connection reset, both ways
+    p.cut(drain=0.2) # ...after 0.2 s in which only the server talks
     p.blackhole()    # bytes stop flowing both ways, sockets stay open
     p.restore()      # ...and flow again (what was held is delivered)
     p.refuse(True)   # new connections are accepted and closed at once
@@ -41,6 +42,7 @@ class _Conn:
 		self.upstream = upstream
 		self.connecting = True	# upstream connect() in progress
 		self.to_up = bytearray()
+		self.hold_up = False	# client not read: nothing more goes up
 		self.to_client = bytearray()
 		self.opened = time.monotonic()
 
@@ -131,9 +133,19 @@ class Proxy:
 
 	# Controls: each runs in the loop thread; the caller waits for it.
 
-	def cut(self):
-		"""Resets every current connection, both ways (RST, no FIN)."""
-		return self._call(self._cut_all)
+	def cut(self, drain=0.0, upto=None):
+		"""Resets every current connection (or those numbered up to
+		upto, see connections), both ways (RST, no FIN); returns how
+		many. With drain, first stops reading from the clients and lets
+		drain seconds pass, so that the server has read and parsed all
+		it got (whole TLS records only) and is at a stanza boundary when
+		the reset comes: Prosody 0.12.3 resumes a session into the old
+		connection's XML parser, and a stanza cut in half there breaks
+		the resumed stream."""
+		if drain > 0:
+			self._call(lambda: self._hold_up(upto))
+			time.sleep(drain)
+		return self._call(lambda: self._cut_all(upto))
 
 	def blackhole(self):
 		"""Stops forwarding in both directions, sockets kept open; new
@@ -240,6 +252,7 @@ class Proxy:
 	def _shutdown(self):
 		self._running = False
 		self._close_everything()
+		return 0
 
 	def _close_everything(self):
 		for c in list(self._conns.values()):
@@ -249,12 +262,22 @@ class Proxy:
 		except Exception:
 			pass
 
-	def _cut_all(self):
-		n = len(self._conns)
-		self._note("cut %d connection(s): %s", n, sorted(self._conns))
-		for c in list(self._conns.values()):
+	def _chosen(self, upto):
+		return [c for num, c in sorted(self._conns.items())
+			if upto is None or num <= upto]
+
+	def _hold_up(self, upto):
+		for c in self._chosen(upto):
+			c.hold_up = True
+			self._update(c)
+
+	def _cut_all(self, upto=None):
+		chosen = self._chosen(upto)
+		self._note("cut %d connection(s): %s", len(chosen),
+			[c.num for c in chosen])
+		for c in chosen:
 			self._close(c, reset=True)
-		return n
+		return len(chosen)
 
 	def _accept(self):
 		while True:
@@ -311,7 +334,8 @@ class Proxy:
 				peer = c.other(s)
 				peer_ready = peer is not None and not (peer is c.upstream
 					and c.connecting)
-				if peer_ready and len(c.outbuf(peer)) < BUF_MAX:
+				if (peer_ready and len(c.outbuf(peer)) < BUF_MAX
+						and not (s is c.client and c.hold_up)):
 					mask |= selectors.EVENT_READ
 				if c.outbuf(s):
 					mask |= selectors.EVENT_WRITE
