@@ -894,7 +894,7 @@ static int parse_global(struct ctl *ctl, int argc, char **argv)
 
 /* Runs the command on its own argv, named "xmppctl COMMAND" in the
  * messages of getopt, which starts over on it. */
-static int run_command_argv(struct ctl *ctl, int argc, char **argv)
+static int dispatch(struct ctl *ctl, int argc, char **argv)
 {
 	char **sub = xcalloc((size_t)argc + 1, sizeof(*sub));
 	char *name = xasprintf("xmppctl %s", argv[0]);
@@ -922,7 +922,7 @@ int main(int argc, char **argv)
 	struct ctl ctl = { .timeout_ms = DEFAULT_TIMEOUT_MS, .conn.fd = -1 };
 	int rc = parse_global(&ctl, argc, argv);
 	if (rc == CTL_CONTINUE) {
-		rc = run_command_argv(&ctl, argc - optind, argv + optind);
+		rc = dispatch(&ctl, argc - optind, argv + optind);
 	}
 	conn_close(&ctl.conn);
 	return flush_stdout(rc == CTL_CONTINUE ? CTL_OK : rc);

@@ -47,7 +47,10 @@ def ctl(ctx, x, *args, stdin=b"", env=None, timeout=40):
 		cmd += ["--socket", sock]
 	p = subprocess.run(cmd + list(args), input=stdin, env=env,
 		stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-	return Result(p)
+	r = Result(p)
+	check("Sanitizer" not in r.err and "runtime error" not in r.err,
+		"xmppctl %s: %s" % (" ".join(args), r.err[-3000:]))
+	return r
 
 
 def ok(ctx, x, *args, **kw):
@@ -563,6 +566,9 @@ def test_exit_codes_fake_daemon(ctx):
 		conn.sendall(HELLO)
 		time.sleep(3)
 
+	def wrong_version(conn):
+		conn.sendall(HELLO.replace(b'"version":1', b'"version":2'))
+
 	def refuses(conn):
 		conn.sendall(b'{"ok":false,"error":{"condition":"not-authorized",'
 			b'"text":"uid 1 may not use this socket"}}\n')
@@ -572,6 +578,7 @@ def test_exit_codes_fake_daemon(ctx):
 			(too_slow, 3, "too-slow: output not read fast enough"),
 			(refuses, 3, "not-authorized: uid 1"),
 			(garbage, 1, "not a JSON object"),
+			(wrong_version, 1, "protocol version 2"),
 			(silent, 1, "timed out")):
 		fake = FakeDaemon(ctx, behave)
 		r = ctl(ctx, fake.path, "--timeout", "1", "status")
