@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "daemon/config.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
+#include "daemon/notify.h"
 #include "daemon/xmppd.h"
 #include "ipc/ipc.h"
 #include "proto/alloc.h"
@@ -26,6 +28,7 @@ struct app {
 	uv_signal_t sigint;
 	uv_signal_t sighup;
 	uv_timer_t deadline;	/* a quit that hangs ends here */
+	uv_timer_t watchdog;	/* systemd's, when it asks for pings */
 	bool verbose;		/* -v: debug whatever the file says */
 };
 
@@ -80,9 +83,8 @@ static void quit_cb(uv_signal_t *s, int signum)
  * daemon. The new settings apply from the next connection; a daemon
  * stopped by auth-failed or tls-failed tries again at once.
  */
-static void hup_cb(uv_signal_t *s, int signum)
+static void reload(struct app *app)
 {
-	struct app *app = s->data;
 	struct config fresh;
 	char *cause = NULL;
 	config_init(&fresh);
@@ -104,6 +106,16 @@ static void hup_cb(uv_signal_t *s, int signum)
 		app->cfg.log_xml ? TRACE_XML : 0);
 	log_info("reloaded %s", app->cfg.path);
 	xmppd_reloaded(app->core);
+}
+
+/* systemd hears RELOADING=1 before and READY=1 after, whatever the
+ * outcome, so `systemctl reload` returns once the file was read. */
+static void hup_cb(uv_signal_t *s, int signum)
+{
+	struct app *app = s->data;
+	notify_reloading();
+	reload(app);
+	notify_ready();
 }
 
 static int parse_args(int argc, char **argv, char **path, bool *check, bool *verbose)
@@ -162,6 +174,38 @@ static void start_signals(struct app *app)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* The control socket: the one systemd passed (socket activation), else
+ * one of our own at [control] socket. */
+static struct ipc *open_control(struct app *app, char **cause)
+{
+	int fd;
+	int rc = notify_listen_fd(&fd, cause);
+	if (rc <= 0) {
+		return rc < 0 ? NULL : ipc_new(app->loop, app->core, &app->cfg, cause);
+	}
+	struct ipc *ipc = ipc_new_from_fd(app->loop, app->core, &app->cfg, fd,
+		cause);
+	if (ipc == NULL) {
+		close(fd);
+		return NULL;
+	}
+	log_info("socket activation: serving the socket systemd passed");
+	if (app->cfg.socket != NULL && strcmp(app->cfg.socket, ipc_path(ipc)) != 0) {
+		log_warnx("socket activation: [control] socket %s is not used",
+			app->cfg.socket);
+	}
+	return ipc;
+}
+
+/* Ready once the socket listens, before the account is online: the
+ * socket is the service. STATUS= then follows the connection state. */
+static void start_notify(struct app *app)
+{
+	events_add_sink(notify_state_sink, notify_state_wanted, app);
+	notify_watchdog_start(app->loop, &app->watchdog);
+	notify_ready();
+}
+
 int main(int argc, char **argv)
 {
 	char *path = NULL;
@@ -196,7 +240,7 @@ int main(int argc, char **argv)
 	app.loop = uv_default_loop();
 	events_init(0);
 	app.core = xmppd_new(app.loop, &app.cfg);
-	app.ipc = ipc_new(app.loop, app.core, &app.cfg, &cause);
+	app.ipc = open_control(&app, &cause);
 	if (app.ipc == NULL) {
 		log_error("control socket: %s", cause);
 		free(cause);
@@ -210,6 +254,7 @@ int main(int argc, char **argv)
 	log_info("xmppd %s listening on %s", XMPPD_VERSION, ipc_path(app.ipc));
 	xmppd_on_stopped(app.core, stopped_cb, &app);
 	start_signals(&app);
+	start_notify(&app);
 	xmppd_start(app.core);
 	uv_run(app.loop, UV_RUN_DEFAULT);
 	int rc = uv_loop_close(app.loop);

@@ -20,11 +20,22 @@ struct ipc;
  */
 struct ipc *ipc_new(uv_loop_t *loop, struct xmppd *x, const struct config *cfg,
 	char **cause);
+/*
+ * Like ipc_new, but serves on fd, a listening AF_UNIX stream socket made
+ * by someone else (systemd socket activation), whose peer-uid check
+ * stays the same. ipc owns fd from then on (made non-blocking and
+ * close-on-exec) but never unlinks its path, which belongs to whoever
+ * created it. Returns NULL with *cause set (caller frees, and still owns
+ * fd) if fd is not such a socket.
+ */
+struct ipc *ipc_new_from_fd(uv_loop_t *loop, struct xmppd *x,
+	const struct config *cfg, int fd, char **cause);
 /* The socket path in use. */
 const char *ipc_path(const struct ipc *ipc);
 /* Disconnects every client after flushing what can be flushed, closes the
- * listener, unlinks the socket and frees everything from the close
- * callbacks (run the loop afterwards); accepts NULL. */
+ * listener, unlinks the socket (unless it came from ipc_new_from_fd) and
+ * frees everything from the close callbacks (run the loop afterwards);
+ * accepts NULL. */
 void ipc_free(struct ipc *ipc);
 
 #endif

@@ -11,7 +11,9 @@
 #define _GNU_SOURCE	/* struct ucred, accept4 */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,9 +215,14 @@ static int create_socket(struct ipc *ipc, char **cause)
 	return listen_on(ipc, cause);
 }
 
-/* Unlinks the socket unless it is no longer the one we bound. */
+/* Unlinks the socket unless it is no longer the one we bound. ino 0
+ * (never a real inode) marks a socket handed to us, which is not ours
+ * to remove: systemd keeps listening on it to start us again. */
 static void unlink_socket(struct ipc *ipc)
 {
+	if (ipc->ino == 0) {
+		return;
+	}
 	struct stat st;
 	if (lstat(ipc->path, &st) == 0 && st.st_dev == ipc->dev &&
 			st.st_ino == ipc->ino) {
@@ -756,30 +763,105 @@ static void init_handles(struct ipc *ipc)
 	ipc->handles = 3;
 }
 
-struct ipc *ipc_new(uv_loop_t *loop, struct xmppd *x, const struct config *cfg,
-	char **cause)
+static struct ipc *ipc_alloc(uv_loop_t *loop, struct xmppd *x,
+	const struct config *cfg)
 {
 	struct ipc *ipc = xcalloc(1, sizeof(*ipc));
 	ipc->loop = loop;
 	ipc->x = x;
 	ipc->fd = -1;
 	ipc->uid = geteuid();
-	ipc->path = cfg->socket != NULL ? xstrdup(cfg->socket) : default_path();
 	ipc->max_line = cfg->max_line ? cfg->max_line : DEFAULT_MAX_LINE;
 	ipc->max_output = cfg->max_output ? cfg->max_output : DEFAULT_MAX_OUTPUT;
 	ipc->accept_pause_ms = 1000;
 	ipc->drop_grace_ms = 2000;
-	if (create_socket(ipc, cause) < 0) {
-		free(ipc->path);
-		free(ipc);
-		return NULL;
-	}
+	return ipc;
+}
+
+/* ipc->fd listens: watch it and plug the sink in. */
+static void ipc_start(struct ipc *ipc)
+{
 	/* A client that hangs up while we write must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
 	init_handles(ipc);
 	uv_poll_start(&ipc->listener, UV_READABLE, accept_cb);
 	sink_init(&ipc->sink, events_last_seq(), ipc->max_output);
 	sink_attach(ipc);
+}
+
+struct ipc *ipc_new(uv_loop_t *loop, struct xmppd *x, const struct config *cfg,
+	char **cause)
+{
+	struct ipc *ipc = ipc_alloc(loop, x, cfg);
+	ipc->path = cfg->socket != NULL ? xstrdup(cfg->socket) : default_path();
+	if (create_socket(ipc, cause) < 0) {
+		free(ipc->path);
+		free(ipc);
+		return NULL;
+	}
+	ipc_start(ipc);
+	return ipc;
+}
+
+static int sockopt(int fd, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, name, &v, &len) < 0) {
+		return -1;
+	}
+	return v;
+}
+
+/* Whether fd listens as an AF_UNIX stream socket; *cause says why not. */
+static bool listening_unix(int fd, char **cause)
+{
+	if (sockopt(fd, SO_DOMAIN) != AF_UNIX || sockopt(fd, SO_TYPE) != SOCK_STREAM) {
+		*cause = xasprintf("descriptor %d is not an AF_UNIX stream socket", fd);
+		return false;
+	}
+	if (sockopt(fd, SO_ACCEPTCONN) != 1) {
+		*cause = xasprintf("socket %d is not listening", fd);
+		return false;
+	}
+	return true;
+}
+
+/* The path fd is bound to, "@name" for an abstract one. */
+static char *bound_path(int fd)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	memset(&sa, 0, sizeof(sa));
+	size_t off = offsetof(struct sockaddr_un, sun_path);
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0 || len <= off) {
+		return xstrdup("(unnamed socket)");
+	}
+	size_t n = len - off;
+	if (sa.sun_path[0] == '\0') {
+		return xasprintf("@%.*s", (int)(n - 1), sa.sun_path + 1);
+	}
+	return xstrndup(sa.sun_path, strnlen(sa.sun_path, n));
+}
+
+struct ipc *ipc_new_from_fd(uv_loop_t *loop, struct xmppd *x,
+	const struct config *cfg, int fd, char **cause)
+{
+	if (!listening_unix(fd, cause)) {
+		return NULL;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+			fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		*cause = xasprintf("socket %d: fcntl: %s", fd, strerror(errno));
+		return NULL;
+	}
+	struct ipc *ipc = ipc_alloc(loop, x, cfg);
+	ipc->path = bound_path(fd);
+	ipc->fd = fd;
+	ipc->dev = 0;
+	ipc->ino = 0;	/* not ours to unlink */
+	ipc_start(ipc);
 	return ipc;
 }
 
