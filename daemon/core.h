@@ -29,6 +29,7 @@ struct presence_table;
 struct muc;
 struct carbons;
 struct mam;
+struct handlers;
 
 struct xmppd {
 	uv_loop_t *loop;
@@ -61,6 +62,7 @@ struct xmppd {
 	struct muc *muc;		/* daemon/muc.c */
 	struct carbons *carbons;	/* daemon/carbons.c */
 	struct mam *mam;		/* daemon/mam.c */
+	struct handlers *handlers;	/* daemon/handlers.c */
 
 	struct iq_pending *iqs;		/* outstanding iq requests */
 	unsigned iq_serial;

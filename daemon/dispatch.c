@@ -3,13 +3,15 @@
  * results and errors go to the request tracker first (matched on id and
  * sender); everything else is looked up by (stanza kind, namespace of the
  * first child element) in one table, so a new extension is a new row.
- * Unhandled iq get/set requests are answered with service-unavailable,
- * as RFC 6120 8.4 requires.
+ * An iq get/set no row takes goes to the namespaces control-socket
+ * clients registered (daemon/handlers.c); one nobody handles is answered
+ * with service-unavailable, as RFC 6120 8.4 requires.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/core.h"
+#include "daemon/handlers.h"
 #include "daemon/log.h"
 #include "daemon/mam.h"
 #include "daemon/roster.h"
@@ -97,13 +99,16 @@ void dispatch_stanza(struct xmppd *x, struct xml *stanza)
 		return;
 	}
 	const struct xml *child = xml_first_element(stanza);
+	if (!iq) {
+		handlers_stanza(x, stanza);
+	}
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		if (matches(&rows[i], stanza, child)) {
 			rows[i].handle(x, stanza);
 			return;
 		}
 	}
-	if (iq) {
+	if (iq && !handlers_dispatch(x, stanza)) {
 		dispatch_iq_error(x, stanza, "cancel", "service-unavailable");
 	}
 }

@@ -14,7 +14,9 @@
 #include <string.h>
 
 #include "daemon/config.h"
+#include "daemon/console.h"
 #include "daemon/core.h"
+#include "daemon/events.h"
 #include "daemon/log.h"
 #include "daemon/resolve.h"
 #include "daemon/state.h"
@@ -41,6 +43,7 @@ struct session {
 	struct resolver *resolver;	/* while looking up SRV records */
 	struct transport *transport;
 	struct stream *stream;
+	struct stream_cb cb;	/* its callbacks; trace switched at run time */
 	char *password;		/* for each target's stream; wiped */
 	struct target targets[MAX_TARGETS];
 	size_t ntargets;
@@ -297,7 +300,15 @@ static void stream_closed_cb(void *ud)
 
 static void stream_trace_cb(void *ud, bool out, const char *data, size_t len)
 {
-	log_info("%s %.*s", out ? "SEND" : "RECV", (int)len, data);
+	console_trace(out, data, len);
+}
+
+/* The XML console's readers changed: trace the stream only while there
+ * is one, so nothing is serialized for nobody. */
+static void retrace(void *ud)
+{
+	struct session *s = ud;
+	s->cb.trace = console_wanted() ? stream_trace_cb : NULL;
 }
 
 static void stream_state_cb(void *ud, enum stream_state old, enum stream_state new)
@@ -315,20 +326,6 @@ static const struct stream_cb stream_callbacks = {
 	.stanza = stream_stanza_cb,
 	.failed = stream_failed_cb,
 	.closed = stream_closed_cb,
-	.state = stream_state_cb,
-};
-
-static const struct stream_cb stream_callbacks_traced = {
-	.send = stream_send_cb,
-	.start_tls = stream_start_tls_cb,
-	.online = stream_online_cb,
-	.resumed = stream_resumed_cb,
-	.resume_failed = stream_resume_failed_cb,
-	.acked = stream_acked_cb,
-	.stanza = stream_stanza_cb,
-	.failed = stream_failed_cb,
-	.closed = stream_closed_cb,
-	.trace = stream_trace_cb,
 	.state = stream_state_cb,
 };
 
@@ -469,8 +466,9 @@ static void connect_target(struct session *s)
 		.sm = cfg->stream_management ? &x->sm : NULL,
 		.refuse_plain = s->scram_known,
 	};
-	s->stream = stream_new(&sc, cfg->log_xml ? &stream_callbacks_traced :
-		&stream_callbacks, s);
+	s->cb = stream_callbacks;
+	retrace(s);
+	s->stream = stream_new(&sc, &s->cb, s);
 	struct transport_config tc = {
 		.host = tg->host,
 		.port = tg->port,
@@ -564,6 +562,7 @@ struct session *session_new(struct xmppd *x, char **cause)
 	init_timer(s, &s->probe);
 	init_timer(s, &s->ack);
 	uv_timer_start(&s->timer, negotiation_timeout_cb, NEGOTIATION_TIMEOUT_MS, 0);
+	events_watch_listeners(retrace, s);
 	if (s->ntargets > 0) {
 		connect_target(s);
 	}
@@ -588,6 +587,7 @@ void session_free(struct session *s)
 	if (s == NULL) {
 		return;
 	}
+	events_unwatch_listeners(s);
 	resolver_free(s->resolver);
 	transport_free(s->transport);
 	stream_free(s->stream);

@@ -4,6 +4,7 @@
 #include "daemon/carbons.h"
 #include "daemon/csi.h"
 #include "daemon/disco.h"
+#include "daemon/handlers.h"
 #include "daemon/mam.h"
 #include "daemon/muc.h"
 #include "daemon/roster.h"
@@ -19,6 +20,7 @@ const struct subsystem *const subsystems[] = {
 	&muc_subsystem,
 	&roster_subsystem,
 	&presence_subsystem,
+	&handlers_subsystem,
 	NULL,
 };
 

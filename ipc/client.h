@@ -71,6 +71,7 @@ struct ipc_client {
 
 	uint32_t events;		/* subscription mask (sink.h) */
 	char *from;			/* filter: prepared bare JID, or NULL */
+	json_t *ns;			/* "stanza" filter: array of namespaces */
 };
 
 struct ipc {

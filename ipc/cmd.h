@@ -61,6 +61,13 @@ extern const struct cmd_table muc_commands;
 extern const struct cmd_table roster_commands;
 extern const struct cmd_table disco_commands;
 extern const struct cmd_table history_commands;
+extern const struct cmd_table ext_commands;
+
+/* ipc/cmd-ext.c: c is closing; what it registered is given up. */
+void cmd_ext_closed(struct ipc_client *c);
+/* ipc/cmd-ext.c: takes a subscribe request's "ns" filter (or its
+ * absence) for c's "stanza" events. */
+void cmd_ext_subscribe(struct ipc_client *c, json_t *req);
 
 /*
  * A reply that comes later, when the network has answered: it holds the

@@ -240,6 +240,7 @@ static json_t *cmd_subscribe(struct ipc_client *c, json_t *req, json_t *id)
 	if (cmd_has_arg(req, "from")) {
 		c->from = jid_prep(cmd_str_arg(req, "from"), true, NULL);
 	}
+	cmd_ext_subscribe(c, req);
 	json_t *r = ipc_json_ok(id);
 	bool gap = false;
 	uint64_t oldest = 0;
@@ -321,6 +322,7 @@ static const struct arg subscribe_args[] = {
 	{ "events", ARG_EVENTS, true, NULL, 0, 0 },
 	{ "since", ARG_INT, false, NULL, 0, 9007199254740992.0 },
 	{ "from", ARG_JID, false, NULL, 0, 0 },
+	{ "ns", ARG_STRINGS, false, NULL, 0, 64 },
 	{ .name = NULL },
 };
 static const struct arg unsubscribe_args[] = {
@@ -353,6 +355,7 @@ static const struct cmd_table *const tables[] = {
 	&message_commands,
 	&disco_commands,
 	&history_commands,
+	&ext_commands,
 };
 
 static int cmd_compare(const void *key, const void *elem)

@@ -28,6 +28,7 @@
 #include "daemon/log.h"
 #include "daemon/xmppd.h"
 #include "ipc/client.h"
+#include "ipc/cmd.h"
 #include "ipc/commands.h"
 #include "ipc/ipc.h"
 #include "ipc/json.h"
@@ -461,6 +462,7 @@ static void client_close(struct ipc_client *c)
 		return;
 	}
 	c->closing = true;
+	cmd_ext_closed(c);
 	uv_close((uv_handle_t *)&c->pipe, client_handle_closed);
 	uv_close((uv_handle_t *)&c->drop_timer, client_handle_closed);
 }

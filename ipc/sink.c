@@ -33,6 +33,9 @@ static const char *const event_names[] = {
 
 /* The XML console is too bulky to keep: it goes to live subscribers only. */
 static const char not_retained[] = "xml";
+/* Nor are "stanza" events, built only while someone listens (and
+ * filtered per client by namespace). */
+static const char live_only[] = "stanza";
 
 static uint32_t event_bit(const char *name)
 {
@@ -140,15 +143,40 @@ static bool subscribed(const struct ipc *ipc, uint32_t bit)
 	return false;
 }
 
+static bool retained(const char *name)
+{
+	return strcmp(name, not_retained) != 0 && strcmp(name, live_only) != 0;
+}
+
 static bool wants_cb(void *ud, const char *name)
 {
-	return strcmp(name, not_retained) != 0 || subscribed(ud, event_bit(name));
+	return retained(name) || subscribed(ud, event_bit(name));
+}
+
+/* A "stanza" event passes c's namespace filter if it has none, or if
+ * one of the event's "ns" is in it. */
+static bool ns_matches(const struct ipc_client *c, const char *name, json_t *ev)
+{
+	json_t *have = json_object_get(ev, "ns");
+	if (c->ns == NULL || strcmp(name, live_only) != 0 || !json_is_array(have)) {
+		return true;
+	}
+	size_t i, j;
+	json_t *a, *b;
+	json_array_foreach(have, i, a) {
+		json_array_foreach(c->ns, j, b) {
+			if (json_equal(a, b)) {
+				return true;
+			}
+		}
+	}
+	return false;
 }
 
 static void sink_cb(void *ud, const char *name, uint64_t seq, json_t *ev)
 {
 	struct ipc *ipc = ud;
-	bool keep = strcmp(name, not_retained) != 0;
+	bool keep = retained(name);
 	struct sink_entry e = { .seq = seq, .bit = event_bit(name) };
 	if (!keep && !subscribed(ipc, e.bit)) {
 		return;
@@ -165,7 +193,7 @@ static void sink_cb(void *ud, const char *name, uint64_t seq, json_t *ev)
 	const char *from = json_string_value(json_object_get(ev, "from"));
 	e.from = from != NULL ? xstrdup(from) : NULL;
 	for (struct ipc_client *c = ipc->clients; c != NULL; c = c->next) {
-		if (listening(c) && matches(c, &e)) {
+		if (listening(c) && matches(c, &e) && ns_matches(c, name, ev)) {
 			ipc_client_write(c, e.line, e.len);
 		}
 	}

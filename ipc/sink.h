@@ -5,10 +5,11 @@
  * Each event is encoded once; the same bytes are queued for every
  * subscriber that wants it. Subscriptions are a bit mask over the event
  * names the protocol defines (SINK_OTHER stands for any other name and is
- * set only by "*"). Every event except the "xml" console is retained in
- * the ring, at most max_events of them and max_bytes of encoded lines;
- * evicting one records its seq in dropped_upto, so a replay can tell the
- * client that part of what it asked for is gone.
+ * set only by "*"). Every event except the "xml" console and "stanza"
+ * events (live only, the latter filtered per client by namespace) is
+ * retained in the ring, at most max_events of them and max_bytes of
+ * encoded lines; evicting one records its seq in dropped_upto, so a
+ * replay can tell the client that part of what it asked for is gone.
  */
 #ifndef XMPPD_IPC_SINK_H
 #define XMPPD_IPC_SINK_H
