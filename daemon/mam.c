@@ -29,10 +29,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/config.h"
 #include "daemon/core.h"
 #include "daemon/disco.h"
 #include "daemon/log.h"
 #include "daemon/mam.h"
+#include "daemon/state.h"
 #include "daemon/subsystems.h"
 #include "proto/alloc.h"
 #include "proto/error.h"
@@ -64,10 +66,14 @@ struct query {
 	void *ud;
 };
 
+#define SAVE_MS (5 * 1000)	/* at most one write of the last id per */
+
 struct mam {
 	struct xmppd *x;
 	char *last_id;		/* newest archive id seen, or NULL */
-	bool known;		/* asked this process: NULL last_id = empty */
+	bool known;		/* asked, or read from the state directory */
+	bool dirty;		/* last_id not yet written to the state dir */
+	uint64_t saved_ms;	/* loop time of the last write */
 	unsigned generation;	/* bumped per fresh session */
 	bool holding;		/* we hold the initial presence */
 	unsigned pages;		/* of the current catch-up */
@@ -103,6 +109,23 @@ static const char *kind_name(enum query_kind k)
 
 /* ---- state ---- */
 
+/*
+ * The last id survives a restart in the state directory, so the catch-up
+ * after downtime starts where the daemon stopped. Writing on every
+ * message would cost a file per message: it is written at most every
+ * SAVE_MS, at the end of each catch-up and when the daemon stops.
+ */
+static void save_last(struct mam *m, bool now)
+{
+	uint64_t t = uv_now(m->x->loop);
+	if (!m->dirty || m->last_id == NULL || (!now && t - m->saved_ms < SAVE_MS)) {
+		return;
+	}
+	state_write(m->x->cfg, m->x->bare_jid, "mam", m->last_id);
+	m->dirty = false;
+	m->saved_ms = t;
+}
+
 static void set_last(struct mam *m, const char *id)
 {
 	if (id == NULL || id[0] == '\0') {
@@ -114,6 +137,8 @@ static void set_last(struct mam *m, const char *id)
 	free(m->last_id);
 	m->last_id = xstrdup(id);
 	m->known = true;
+	m->dirty = true;
+	save_last(m, false);
 }
 
 void mam_saw_id(struct xmppd *x, const char *id)
@@ -283,6 +308,7 @@ static bool is_result(const struct xml *reply)
 
 static void catchup_end(struct mam *m, const char *how)
 {
+	save_last(m, true);
 	log_info("mam: catch-up %s: %u message(s) in %u page(s), last id %s",
 		how, m->fetched, m->pages, m->last_id ? m->last_id : "(none)");
 	release_hold(m);
@@ -625,8 +651,11 @@ int mam_history(struct xmppd *x, const struct mam_history_args *a, disco_cb cb,
 
 static void mam_init(struct xmppd *x)
 {
-	x->mam = xcalloc(1, sizeof(*x->mam));
-	x->mam->x = x;
+	struct mam *m = xcalloc(1, sizeof(*m));
+	m->x = x;
+	m->last_id = state_read(x->cfg, x->bare_jid, "mam");
+	m->known = m->last_id != NULL;
+	x->mam = m;
 }
 
 static void mam_free(struct xmppd *x)
@@ -642,6 +671,7 @@ static void mam_free(struct xmppd *x)
 		m->queries = q->next;
 		query_free(q);
 	}
+	save_last(m, true);
 	free(m->last_id);
 	free(m);
 	x->mam = NULL;

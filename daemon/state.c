@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -83,4 +84,68 @@ void state_remember_scram(const struct config *cfg, const char *bare_jid)
 	}
 	free(dir);
 	free(path);
+}
+
+static char *value_path(const struct config *cfg, const char *bare_jid,
+	const char *name)
+{
+	char *dir = state_dir(cfg);
+	if (dir == NULL) {
+		return NULL;
+	}
+	char *path = xasprintf("%s/%s.%s", dir, bare_jid, name);
+	free(dir);
+	return path;
+}
+
+char *state_read(const struct config *cfg, const char *bare_jid,
+	const char *name)
+{
+	char *path = value_path(cfg, bare_jid, name);
+	FILE *f = path ? fopen(path, "re") : NULL;
+	free(path);
+	if (f == NULL) {
+		return NULL;
+	}
+	char line[1024];
+	char *value = NULL;
+	if (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] != '\0') {
+			value = xstrdup(line);
+		}
+	}
+	fclose(f);
+	return value;
+}
+
+void state_write(const struct config *cfg, const char *bare_jid,
+	const char *name, const char *value)
+{
+	char *dir = state_dir(cfg);
+	char *path = value_path(cfg, bare_jid, name);
+	char *tmp = path ? xasprintf("%s.new", path) : NULL;
+	if (dir == NULL || !make_dirs(dir)) {
+		log_warnx("no state directory: cannot keep %s for %s", name, bare_jid);
+		goto out;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (f == NULL) {
+		log_warn("cannot write %s", tmp);
+		if (fd >= 0) {
+			close(fd);
+		}
+		goto out;
+	}
+	bool ok = fprintf(f, "%s\n", value) > 0;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, path) < 0) {
+		log_warn("cannot write %s", path);
+		unlink(tmp);
+	}
+out:
+	free(tmp);
+	free(path);
+	free(dir);
 }

@@ -1,8 +1,9 @@
 /*
  * Small facts about the account kept in the state directory
- * ([store] dir, default $XDG_STATE_HOME/xmppd) between runs. For now one:
- * whether the account has ever authenticated with SCRAM, after which a
- * server offering only PLAIN is refused as a downgrade.
+ * ([store] dir, default $XDG_STATE_HOME/xmppd) between runs: whether the
+ * account has ever authenticated with SCRAM, after which a server
+ * offering only PLAIN is refused as a downgrade; the last archive id
+ * seen, where the next catch-up starts.
  */
 #ifndef XMPPD_DAEMON_STATE_H
 #define XMPPD_DAEMON_STATE_H
@@ -17,5 +18,13 @@ char *state_dir(const struct config *cfg);
 bool state_scram_known(const struct config *cfg, const char *bare_jid);
 /* Records that it has; logs and carries on if it cannot. */
 void state_remember_scram(const struct config *cfg, const char *bare_jid);
+/* A one-line value kept as JID.NAME in the state directory (caller
+ * frees), or NULL when there is none. */
+char *state_read(const struct config *cfg, const char *bare_jid,
+	const char *name);
+/* Replaces it atomically (a new file renamed over the old, mode 0600);
+ * logs and carries on if it cannot. */
+void state_write(const struct config *cfg, const char *bare_jid,
+	const char *name, const char *value);
 
 #endif

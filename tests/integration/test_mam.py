@@ -264,3 +264,43 @@ def test_no_catchup_after_resumption(ctx):
 		"the archive was asked after a resumption")
 	check("mam:" not in rig.ax.log_text()[mark:],
 		"xmppd's archive code ran after a resumption")
+
+
+def test_catch_up_after_the_daemon_was_stopped(ctx):
+	"""The last archive id survives a restart (the state directory), so
+	messages sent while alice's xmppd was not running come from the
+	archive when it starts again, each published once."""
+	a, b = ctx.account("alice"), ctx.account("bob")
+	ax, ac = ctx.online(a, events=("message", "state"))
+	bx, bc = ctx.online(b, events=("message", "sent", "state"))
+	log_has(ax, "mam: the last archive id is")
+	first = "before the stop %f" % time.time()
+	bc.ok("send", to=a.jid, body=first)
+	ac.wait_event(message_with(body=first), 10, "the live message")
+	sync(ac)
+	offset = ctx.prosody.log_offset()
+	status, _ = ax.stop()
+	check(status == 0, "xmppd exited with %r" % status)
+	wait_until(lambda: "Client disconnected" in ctx.prosody.log_since(offset),
+		20, 0.05, "Prosody to end alice's session")
+	bodies = ["while stopped %d %f" % (i, time.time()) for i in range(3)]
+	for body in bodies:
+		mid = bc.ok("send", to=a.jid, body=body)["msg_id"]
+		bc.wait_event(lambda e, mid=mid: e.get("event") == "sent"
+			and e.get("msg_id") == mid and e.get("status") == "acked", 10,
+			"ack of %s" % body)
+	ax.start()
+	ac = ax.client()
+	ac.ok("subscribe", events=["message", "state"], since=0)
+	ac.wait_state(("online",), 20)
+	for body in bodies:
+		ac.wait_event(message_with(body=body), 20, "%r after the restart" % body)
+	sync(ac)
+	time.sleep(0.5)
+	# wait_event took one of each; anything left is a duplicate.
+	rest = [e.get("body") for e in ac.events if e.get("event") == "message"]
+	check(not [b for b in rest if b in bodies], "published twice: %r" % rest)
+	check(first not in rest, "the message from before the stop came again")
+	with open(ax.log, errors="replace") as f:
+		log = f.read()
+	check("mam: catch-up after" in log, "no catch-up after the restart")
