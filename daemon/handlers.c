@@ -28,6 +28,7 @@
 struct reg {
 	struct reg *next;
 	char *ns;
+	char *type;		/* "get", "set", or NULL for both */
 	void *owner;
 	handlers_deliver_cb deliver;
 };
@@ -190,30 +191,50 @@ static struct pending **find_pending(struct handlers *h, const char *handle)
 
 /* ---- registrations ---- */
 
-static struct reg **find_reg(struct handlers *h, const char *ns)
+/* Do two type filters (NULL: both get and set) have a type in common? */
+static bool types_overlap(const char *a, const char *b)
+{
+	return a == NULL || b == NULL || strcmp(a, b) == 0;
+}
+
+static bool types_equal(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* The registration of ns whose type filter overlaps type (exact: is
+ * the same), or NULL. */
+static struct reg **find_reg(struct handlers *h, const char *ns,
+	const char *type, bool exact)
 {
 	for (struct reg **rp = &h->regs; *rp != NULL; rp = &(*rp)->next) {
-		if (strcmp((*rp)->ns, ns) == 0) {
+		if (strcmp((*rp)->ns, ns) == 0 && (exact ?
+				types_equal((*rp)->type, type) :
+				types_overlap((*rp)->type, type))) {
 			return rp;
 		}
 	}
 	return NULL;
 }
 
-int handlers_register(struct xmppd *x, const char *ns, void *owner,
-	handlers_deliver_cb deliver, struct xerr *e)
+int handlers_register(struct xmppd *x, const char *ns, const char *type,
+	void *owner, handlers_deliver_cb deliver, struct xerr *e)
 {
 	struct handlers *h = x->handlers;
 	if (ns[0] == '\0' || strlen(ns) > MAX_NS_LEN) {
 		return xerr_set(e, "bad-request", "the namespace must have 1 to %d bytes",
 			MAX_NS_LEN);
 	}
-	struct reg **rp = find_reg(h, ns);
+	struct reg **rp = find_reg(h, ns, type, true);
+	if (rp != NULL && (*rp)->owner == owner) {
+		return 0;
+	}
+	rp = find_reg(h, ns, type, false);
 	if (rp != NULL) {
-		if ((*rp)->owner == owner) {
-			return 0;
-		}
-		return xerr_set(e, "conflict", "another client handles '%.128s'", ns);
+		return xerr_set(e, "conflict", "%s handles '%.128s'%s%s",
+			(*rp)->owner == owner ? "this client already" : "another client",
+			ns, (*rp)->type ? " requests of type " : "",
+			(*rp)->type ? (*rp)->type : "");
 	}
 	if (h->nregs >= MAX_REGS) {
 		return xerr_set(e, "resource-constraint",
@@ -221,6 +242,7 @@ int handlers_register(struct xmppd *x, const char *ns, void *owner,
 	}
 	struct reg *r = xcalloc(1, sizeof(*r));
 	r->ns = xstrdup(ns);
+	r->type = type ? xstrdup(type) : NULL;
 	r->owner = owner;
 	r->deliver = deliver;
 	r->next = h->regs;
@@ -237,13 +259,14 @@ static void reg_remove(struct handlers *h, struct reg **rp)
 	h->nregs--;
 	log_debug("handlers: '%s' unregistered", r->ns);
 	free(r->ns);
+	free(r->type);
 	free(r);
 }
 
-int handlers_unregister(struct xmppd *x, const char *ns, void *owner,
-	struct xerr *e)
+int handlers_unregister(struct xmppd *x, const char *ns, const char *type,
+	void *owner, struct xerr *e)
 {
-	struct reg **rp = find_reg(x->handlers, ns);
+	struct reg **rp = find_reg(x->handlers, ns, type, true);
 	if (rp == NULL || (*rp)->owner != owner) {
 		return xerr_set(e, "item-not-found", "this client does not handle '%.128s'",
 			ns);
@@ -280,8 +303,14 @@ json_t *handlers_list(struct xmppd *x, void *owner)
 {
 	json_t *a = json_array();
 	for (struct reg *r = x->handlers->regs; r != NULL; r = r->next) {
-		if (r->owner == owner) {
+		if (r->owner != owner) {
+			continue;
+		}
+		if (r->type == NULL) {
 			json_array_append_new(a, json_string(r->ns));
+		} else {
+			json_array_append_new(a, json_pack("{s:s,s:s}", "ns", r->ns,
+				"type", r->type));
 		}
 	}
 	return a;
@@ -397,7 +426,7 @@ bool handlers_dispatch(struct xmppd *x, const struct xml *iq)
 	if (h == NULL || child == NULL || child->ns == NULL) {
 		return false;
 	}
-	struct reg **rp = find_reg(h, child->ns);
+	struct reg **rp = find_reg(h, child->ns, xml_attr(iq, "type"), false);
 	if (rp == NULL) {
 		return false;
 	}

@@ -43,11 +43,11 @@ struct handlers_answer {
  * reach it through deliver. Fails with conflict if another owner holds
  * ns, resource-constraint past the bound on registrations.
  */
-int handlers_register(struct xmppd *x, const char *ns, void *owner,
-	handlers_deliver_cb deliver, struct xerr *e);
+int handlers_register(struct xmppd *x, const char *ns, const char *type,
+	void *owner, handlers_deliver_cb deliver, struct xerr *e);
 /* Gives ns up (item-not-found unless owner holds it). */
-int handlers_unregister(struct xmppd *x, const char *ns, void *owner,
-	struct xerr *e);
+int handlers_unregister(struct xmppd *x, const char *ns, const char *type,
+	void *owner, struct xerr *e);
 /* Sends owner's answer to the request behind a->iq_id, once:
  * item-not-found for an unknown, foreign or already answered id. */
 int handlers_reply(struct xmppd *x, void *owner,

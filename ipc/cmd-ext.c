@@ -37,7 +37,8 @@ static void deliver(void *owner, json_t *ev)
 static json_t *cmd_iq_handle(struct ipc_client *c, json_t *req, json_t *id)
 {
 	struct xerr e = { 0 };
-	if (handlers_register(c->ipc->x, cmd_str_arg(req, "ns"), c, deliver, &e) < 0) {
+	if (handlers_register(c->ipc->x, cmd_str_arg(req, "ns"),
+			cmd_str_arg(req, "type"), c, deliver, &e) < 0) {
 		return cmd_xerr_reply(id, &e);
 	}
 	json_t *r = ipc_json_ok(id);
@@ -48,7 +49,8 @@ static json_t *cmd_iq_handle(struct ipc_client *c, json_t *req, json_t *id)
 static json_t *cmd_iq_unhandle(struct ipc_client *c, json_t *req, json_t *id)
 {
 	struct xerr e = { 0 };
-	if (handlers_unregister(c->ipc->x, cmd_str_arg(req, "ns"), c, &e) < 0) {
+	if (handlers_unregister(c->ipc->x, cmd_str_arg(req, "ns"),
+			cmd_str_arg(req, "type"), c, &e) < 0) {
 		return cmd_xerr_reply(id, &e);
 	}
 	json_t *r = ipc_json_ok(id);
@@ -92,9 +94,11 @@ void cmd_ext_subscribe(struct ipc_client *c, json_t *req)
 }
 
 static const char *const reply_types[] = { "result", "error", NULL };
+static const char *const request_types[] = { "get", "set", NULL };
 
 static const struct arg handle_args[] = {
 	{ "ns", ARG_STRING, true, NULL, 0, 0 },
+	{ "type", ARG_STRING, false, request_types, 0, 0 },
 	{ .name = NULL },
 };
 static const struct arg reply_args[] = {

@@ -5,14 +5,14 @@
  */
 #include "daemon/handlers.h"
 
-int handlers_register(struct xmppd *x, const char *ns, void *owner,
-	handlers_deliver_cb deliver, struct xerr *e)
+int handlers_register(struct xmppd *x, const char *ns, const char *type,
+	void *owner, handlers_deliver_cb deliver, struct xerr *e)
 {
 	return 0;
 }
 
-int handlers_unregister(struct xmppd *x, const char *ns, void *owner,
-	struct xerr *e)
+int handlers_unregister(struct xmppd *x, const char *ns, const char *type,
+	void *owner, struct xerr *e)
 {
 	return xerr_set(e, "item-not-found", "stub");
 }
