@@ -29,6 +29,7 @@ struct presence_table;
 struct muc;
 struct carbons;
 struct mam;
+struct upload;
 struct handlers;
 
 struct xmppd {
@@ -62,6 +63,7 @@ struct xmppd {
 	struct muc *muc;		/* daemon/muc.c */
 	struct carbons *carbons;	/* daemon/carbons.c */
 	struct mam *mam;		/* daemon/mam.c */
+	struct upload *upload;		/* daemon/upload.c */
 	struct handlers *handlers;	/* daemon/handlers.c */
 
 	struct iq_pending *iqs;		/* outstanding iq requests */

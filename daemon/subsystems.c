@@ -9,6 +9,7 @@
 #include "daemon/muc.h"
 #include "daemon/roster.h"
 #include "daemon/subsystems.h"
+#include "daemon/upload.h"
 
 /* One row per subsystem, NULL-terminated; hooks may be NULL. */
 const struct subsystem *const subsystems[] = {
@@ -20,6 +21,7 @@ const struct subsystem *const subsystems[] = {
 	&muc_subsystem,
 	&roster_subsystem,
 	&presence_subsystem,
+	&upload_subsystem,
 	&handlers_subsystem,
 	NULL,
 };

@@ -16,6 +16,7 @@
 #include "daemon/log.h"
 #include "daemon/roster.h"
 #include "daemon/subsystems.h"
+#include "daemon/upload.h"
 #include "proto/alloc.h"
 #include "proto/jid.h"
 #include "proto/ns.h"
@@ -395,6 +396,7 @@ json_t *xmppd_status(const struct xmppd *x)
 	json_object_set_new(o, "pending", json_integer((json_int_t)roster_pending_count(x)));
 	disco_status(x, o);
 	csi_status(x, o);
+	upload_status(x, o);
 	return o;
 }
 

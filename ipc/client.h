@@ -31,6 +31,10 @@
 
 struct xmppd;
 
+/* The wire protocol's version (greeting, protocol command): bump it on
+ * any incompatible change. */
+#define IPC_PROTOCOL_VERSION 1
+
 /* Requests a client may have waiting for the network at once. */
 #define IPC_MAX_WAITING 256
 

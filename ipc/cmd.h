@@ -61,6 +61,7 @@ extern const struct cmd_table muc_commands;
 extern const struct cmd_table roster_commands;
 extern const struct cmd_table disco_commands;
 extern const struct cmd_table history_commands;
+extern const struct cmd_table upload_commands;
 extern const struct cmd_table ext_commands;
 
 /* ipc/cmd-ext.c: c is closing; what it registered is given up. */

@@ -271,6 +271,9 @@ static json_t *cmd_unsubscribe(struct ipc_client *c, json_t *req, json_t *id)
 	return ipc_json_ok(id);
 }
 
+/* Described from the tables below, so defined after them. */
+static json_t *cmd_protocol(struct ipc_client *c, json_t *req, json_t *id);
+
 /* ---- the table ---- */
 
 static const char *const iq_types[] = { "get", "set", NULL };
@@ -334,6 +337,7 @@ static const struct arg unsubscribe_args[] = {
 static const struct cmd core_rows[] = {
 	{ "iq", cmd_iq, iq_args, CMD_ONLINE },
 	{ "presence", cmd_presence, presence_args, 0 },
+	{ "protocol", cmd_protocol, no_args, 0 },
 	{ "quit", cmd_quit, no_args, 0 },
 	{ "raw", cmd_raw, raw_args, CMD_ONLINE },
 	{ "reconnect", cmd_reconnect, no_args, 0 },
@@ -355,6 +359,7 @@ static const struct cmd_table *const tables[] = {
 	&message_commands,
 	&disco_commands,
 	&history_commands,
+	&upload_commands,
 	&ext_commands,
 };
 
@@ -373,6 +378,116 @@ static const struct cmd *find_cmd(const char *name)
 		}
 	}
 	return NULL;
+}
+
+/* ---- protocol: the tables described ---- */
+
+static const char *arg_type_name(enum arg_type t)
+{
+	switch (t) {
+	case ARG_STRING:
+		return "string";
+	case ARG_JID:
+		return "jid";
+	case ARG_INT:
+		return "integer";
+	case ARG_NUMBER:
+		return "number";
+	case ARG_EVENTS:
+		return "events";
+	case ARG_STRINGS:
+		return "strings";
+	case ARG_BOOL:
+		return "boolean";
+	}
+	return "string";
+}
+
+/* A bound as JSON: an integer when it is one. */
+static json_t *bound_json(double v)
+{
+	if (v == (double)(json_int_t)v) {
+		return json_integer((json_int_t)v);
+	}
+	return json_real(v);
+}
+
+static json_t *arg_json(const struct arg *a)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "name", json_string(a->name));
+	json_object_set_new(o, "type", json_string(arg_type_name(a->type)));
+	json_object_set_new(o, "required", json_boolean(a->required));
+	if (a->choices != NULL) {
+		json_t *ch = json_array();
+		for (const char *const *s = a->choices; *s != NULL; s++) {
+			json_array_append_new(ch, json_string(*s));
+		}
+		json_object_set_new(o, "choices", ch);
+	}
+	if (a->type == ARG_INT || a->type == ARG_NUMBER) {
+		json_object_set_new(o, "min", bound_json(a->min));
+	}
+	if (a->type == ARG_INT || a->type == ARG_NUMBER || a->type == ARG_STRINGS) {
+		json_object_set_new(o, "max", bound_json(a->max));
+	}
+	return o;
+}
+
+static json_t *cmd_json(const struct cmd *cmd)
+{
+	json_t *args = json_array();
+	for (const struct arg *a = cmd->args; a->name != NULL; a++) {
+		json_array_append_new(args, arg_json(a));
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "name", json_string(cmd->name));
+	json_object_set_new(o, "args", args);
+	json_object_set_new(o, "needs_online", json_boolean(cmd->flags & CMD_ONLINE));
+	return o;
+}
+
+static int cmd_ptr_compare(const void *a, const void *b)
+{
+	return strcmp((*(const struct cmd *const *)a)->name,
+		(*(const struct cmd *const *)b)->name);
+}
+
+/* Every command of every table, sorted by name. */
+static json_t *commands_json(void)
+{
+	size_t n = 0;
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		n += tables[t]->n;
+	}
+	const struct cmd **all = xcalloc(n + 1, sizeof(*all));
+	size_t k = 0;
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		for (size_t i = 0; i < tables[t]->n; i++) {
+			all[k++] = &tables[t]->rows[i];
+		}
+	}
+	qsort(all, k, sizeof(*all), cmd_ptr_compare);
+	json_t *cmds = json_array();
+	for (size_t i = 0; i < k; i++) {
+		json_array_append_new(cmds, cmd_json(all[i]));
+	}
+	free(all);
+	return cmds;
+}
+
+static json_t *cmd_protocol(struct ipc_client *c, json_t *req, json_t *id)
+{
+	json_t *events = json_array();
+	const char *name;
+	for (size_t i = 0; (name = sink_event_name(i)) != NULL; i++) {
+		json_array_append_new(events, json_string(name));
+	}
+	json_t *r = ipc_json_ok(id);
+	json_object_set_new(r, "version", json_integer(IPC_PROTOCOL_VERSION));
+	json_object_set_new(r, "commands", commands_json());
+	json_object_set_new(r, "events", events);
+	return r;
 }
 
 /* ---- argument checks ---- */

@@ -39,9 +39,6 @@
 #define XMPPD_VERSION "unknown"
 #endif
 
-/* The wire protocol's version: bump it on any incompatible change. */
-#define IPC_PROTOCOL_VERSION 1
-
 #define DEFAULT_MAX_LINE (1024 * 1024)
 #define DEFAULT_MAX_OUTPUT (4 * 1024 * 1024)
 #define ACCEPT_BATCH 32

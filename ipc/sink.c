@@ -47,6 +47,11 @@ static uint32_t event_bit(const char *name)
 	return SINK_OTHER;
 }
 
+const char *sink_event_name(size_t i)
+{
+	return i < NEVENTS ? event_names[i] : NULL;
+}
+
 void sink_init(struct sink *s, uint64_t last_seq, size_t max_output)
 {
 	memset(s, 0, sizeof(*s));

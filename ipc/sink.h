@@ -57,6 +57,8 @@ void sink_detach(struct ipc *ipc);
  * the mask, or false with err (errlen bytes) saying what is wrong.
  */
 bool sink_parse_events(const json_t *v, uint32_t *mask, char *err, size_t errlen);
+/* The i-th event name the protocol defines, or NULL past the last. */
+const char *sink_event_name(size_t i);
 /*
  * Queues for c the retained events after since that its subscription
  * matches. *gap is set if some event after since is no longer retained,

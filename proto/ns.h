@@ -37,5 +37,6 @@
 #define NS_X_CONFERENCE "jabber:x:conference"
 #define NS_MAM "urn:xmpp:mam:2"
 #define NS_RSM "http://jabber.org/protocol/rsm"
+#define NS_HTTP_UPLOAD "urn:xmpp:http:upload:0"
 
 #endif

@@ -817,6 +817,174 @@ Test(ipc, invalid_jid)
 	cr_assert(eq(sz, json_array_size(stub_sent(core)), 0));
 }
 
+/* ---- protocol: the command tables described ---- */
+
+static json_t *protocol(struct tc *t)
+{
+	json_t *r = request(t, "{\"cmd\":\"protocol\",\"id\":1}\n");
+	assert_ok(r);
+	cr_assert(eq(i64, jint(r, "version"), 1));
+	cr_assert(is_array(json_object_get(r, "commands")));
+	cr_assert(is_array(json_object_get(r, "events")));
+	return r;
+}
+
+static bool is_boolean(const json_t *v)
+{
+	return json_is_boolean(v);
+}
+
+static bool is_real(const json_t *v)
+{
+	return json_is_real(v);
+}
+
+/* The description of a command (borrowed), or NULL. */
+static json_t *described(json_t *proto, const char *name)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(proto, "commands"), i, c) {
+		if (strcmp(jstr(c, "name"), name) == 0) {
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static json_t *described_arg(json_t *cmd, const char *name)
+{
+	size_t i;
+	json_t *a;
+	json_array_foreach(json_object_get(cmd, "args"), i, a) {
+		if (strcmp(jstr(a, "name"), name) == 0) {
+			return a;
+		}
+	}
+	return NULL;
+}
+
+Test(ipc, protocol_describes_every_command)
+{
+	static const char *const names[] = {
+		"block", "blocklist", "disco", "history", "iq", "muc-join",
+		"muc-leave", "ping", "presence", "presences", "protocol", "quit",
+		"raw", "reconnect", "roster", "roster-remove", "roster-set", "send",
+		"status", "subscribe", "subscription", "unblock", "unsubscribe",
+		"upload-slot", NULL,
+	};
+	struct tc *t = client();
+	json_t *p = protocol(t);
+	for (size_t i = 0; names[i] != NULL; i++) {
+		cr_expect(ne(ptr, described(p, names[i]), NULL), "no %s", names[i]);
+	}
+	/* Sorted, each once, each with a name, args and needs_online. */
+	size_t i;
+	json_t *c;
+	const char *prev = "";
+	json_array_foreach(json_object_get(p, "commands"), i, c) {
+		cr_assert(gt(int, strcmp(jstr(c, "name"), prev), 0), "%s after %s",
+			jstr(c, "name"), prev);
+		prev = jstr(c, "name");
+		cr_assert(is_array(json_object_get(c, "args")), "%s", prev);
+		cr_assert(is_boolean(json_object_get(c, "needs_online")), "%s", prev);
+	}
+	json_decref(p);
+}
+
+Test(ipc, protocol_describes_arguments)
+{
+	struct tc *t = client();
+	json_t *p = protocol(t);
+	json_t *send = described(p, "send");
+	cr_assert(is_false(json_object_get(send, "needs_online")));
+	json_t *to = described_arg(send, "to");
+	cr_assert(eq(str, (char *)jstr(to, "type"), "jid"));
+	cr_assert(is_true(json_object_get(to, "required")));
+	json_t *type = described_arg(send, "type");
+	cr_assert(is_false(json_object_get(type, "required")));
+	cr_assert(eq(str, (char *)json_string_value(json_array_get(
+		json_object_get(type, "choices"), 0)), "chat"));
+	cr_assert(eq(str, (char *)jstr(described_arg(send, "receipt"), "type"),
+		"boolean"));
+	json_t *prio = described_arg(described(p, "presence"), "priority");
+	cr_assert(eq(str, (char *)jstr(prio, "type"), "integer"));
+	cr_assert(eq(i64, jint(prio, "min"), -128));
+	cr_assert(eq(i64, jint(prio, "max"), 127));
+	json_t *timeout = described_arg(described(p, "iq"), "timeout");
+	cr_assert(eq(str, (char *)jstr(timeout, "type"), "number"));
+	cr_assert(is_real(json_object_get(timeout, "min")));
+	cr_assert(is_true(json_object_get(described(p, "iq"), "needs_online")));
+	cr_assert(eq(str, (char *)jstr(described_arg(described(p, "subscribe"),
+		"events"), "type"), "events"));
+	json_t *up = described(p, "upload-slot");
+	cr_assert(is_true(json_object_get(up, "needs_online")));
+	cr_assert(eq(str, (char *)jstr(described_arg(up, "filename"), "type"), "string"));
+	json_t *size = described_arg(up, "size");
+	cr_assert(eq(str, (char *)jstr(size, "type"), "integer"));
+	cr_assert(is_true(json_object_get(size, "required")));
+	cr_assert(eq(i64, jint(size, "min"), 0));
+	cr_assert(is_false(json_object_get(described_arg(up, "content_type"), "required")));
+	cr_assert(eq(sz, json_array_size(json_object_get(described(p, "status"), "args")), 0));
+	json_decref(p);
+}
+
+/* What protocol lists is what the dispatcher knows: every listed command
+ * is found (an unknown argument is refused before its handler runs) and
+ * refuses a request without its first required argument; a name it does
+ * not list is an unknown command. */
+Test(ipc, protocol_agrees_with_the_dispatcher)
+{
+	struct tc *t = client();
+	json_t *p = protocol(t);
+	size_t i;
+	json_t *c;
+	char line[256];
+	char want[128];
+	json_array_foreach(json_object_get(p, "commands"), i, c) {
+		const char *name = jstr(c, "name");
+		snprintf(line, sizeof(line), "{\"cmd\":\"%s\",\"zz-none\":1}\n", name);
+		expect_error(t, line, "bad-request", "unknown argument 'zz-none'");
+		size_t j;
+		json_t *a;
+		json_array_foreach(json_object_get(c, "args"), j, a) {
+			if (is_true(json_object_get(a, "required"))) {
+				snprintf(line, sizeof(line), "{\"cmd\":\"%s\"}\n", name);
+				snprintf(want, sizeof(want), "missing argument '%s'", jstr(a, "name"));
+				expect_error(t, line, "bad-request", want);
+				break;
+			}
+		}
+	}
+	cr_assert(eq(ptr, described(p, "protocols"), NULL));
+	expect_error(t, "{\"cmd\":\"protocols\"}\n", "unknown-command", NULL);
+	cr_assert(eq(sz, json_array_size(stub_sent(core)), 0));
+	cr_assert(not(stub_quit_called(core)));
+	json_decref(p);
+}
+
+Test(ipc, protocol_lists_the_events_subscribe_accepts)
+{
+	struct tc *t = client();
+	json_t *p = protocol(t);
+	json_t *events = json_object_get(p, "events");
+	cr_assert(ge(sz, json_array_size(events), 3));
+	bool message = false;
+	size_t i;
+	json_t *ev;
+	char line[128];
+	json_array_foreach(events, i, ev) {
+		message = message || strcmp(json_string_value(ev), "message") == 0;
+		snprintf(line, sizeof(line), "{\"cmd\":\"subscribe\",\"events\":[\"%s\"]}\n",
+			json_string_value(ev));
+		json_t *r = request(t, line);
+		assert_ok(r);
+		json_decref(r);
+	}
+	cr_assert(message);
+	json_decref(p);
+}
+
 Test(ipc, unterminated_line_at_eof_still_counts)
 {
 	struct tc *t = client();

@@ -331,6 +331,9 @@ class Prosody(Server):
 		"message", "iq", "offline", "smacks", "carbons", "mam", "blocklist",
 		"posix", "stanza_debug", "csi_simple", "time", "version")
 
+	# mod_http_file_share's max-file-size (bytes).
+	UPLOAD_LIMIT = 1 << 20
+
 	def __init__(self, ws, certs, extra=""):
 		"""extra: Lua lines for the global section of the config, e.g.
 		'network_settings = { nagle = false }'."""
@@ -338,6 +341,8 @@ class Prosody(Server):
 		self.dir = ws.mkdir("prosody", 0o755)
 		self._deferred = False
 		self.tls_port = free_port()
+		# HTTP on loopback, for mod_http_file_share (XEP-0363).
+		self.http_port = free_port()
 		self.config = os.path.join(self.dir, "prosody.cfg.lua")
 		self.log = os.path.join(self.dir, "prosody.log")
 		self.console = os.path.join(self.dir, "console.log")
@@ -356,7 +361,9 @@ interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {port} }}
 c2s_direct_tls_ports = {{ {tls_port} }}
 s2s_ports = {{ }}
-http_ports = {{ }}
+http_ports = {{ {http_port} }}
+http_interfaces = {{ "127.0.0.1" }}
+http_external_url = "http://127.0.0.1:{http_port}/"
 https_ports = {{ }}
 modules_enabled = {{
 {mods}}}
@@ -378,10 +385,15 @@ VirtualHost "localhost"
 -- group chat; admin_shell lets a test act on a room from outside
 Component "conference.localhost" "muc"
 	modules_enabled = {{ "admin_shell" }}
+-- HTTP File Upload (XEP-0363), served on http_port
+Component "upload.localhost" "http_file_share"
+	http_host = "127.0.0.1"
+	http_file_share_size_limit = {upload_limit}
 """.format(pidfile=lua(self.pidfile), data=lua(data), port=self.port,
 				tls_port=self.tls_port, mods=mods, log=lua(self.log),
 				cert=lua(certs.cert), key=lua(certs.key),
-				certdir=lua(os.path.dirname(certs.cert)), extra=extra))
+				certdir=lua(os.path.dirname(certs.cert)), extra=extra,
+				http_port=self.http_port, upload_limit=self.UPLOAD_LIMIT))
 
 	def start(self, timeout=20):
 		with open(self.console, "ab") as out:
