@@ -5,7 +5,8 @@ address (Prosody's c2s port), in one thread of the test process.
     p = Proxy(("127.0.0.1", prosody.port)).start()
     ... xmppd connects to 127.0.0.1:p.port ...
     p.cut()          # every current connection reset, both ways
-    p.cut(drain=0.2) # ...after 0.2 s in which only the server talks
+    p.cut(drain=0.3) # ...once the server, no longer fed, has been
+                     # quiet for 0.3 s
     p.blackhole()    # bytes stop flowing both ways, sockets stay open
     p.restore()      # ...and flow again (what was held is delivered)
     p.refuse(True)   # new connections are accepted and closed at once
@@ -43,6 +44,9 @@ class _Conn:
 		self.connecting = True	# upstream connect() in progress
 		self.to_up = bytearray()
 		self.hold_up = False	# client not read: nothing more goes up
+		self.hold_down = False	# server not read: nothing comes down
+		self.last_down = time.monotonic()	# bytes last came from server
+		self.counts = [0, 0, 0, 0]	# bytes in/out up, in/out down
 		self.to_client = bytearray()
 		self.opened = time.monotonic()
 
@@ -133,18 +137,25 @@ class Proxy:
 
 	# Controls: each runs in the loop thread; the caller waits for it.
 
-	def cut(self, drain=0.0, upto=None):
+	def cut(self, drain=0.0, upto=None, drain_max=15.0):
 		"""Resets every current connection (or those numbered up to
 		upto, see connections), both ways (RST, no FIN); returns how
-		many. With drain, first stops reading from the clients and lets
-		drain seconds pass, so that the server has read and parsed all
-		it got (whole TLS records only) and is at a stanza boundary when
-		the reset comes: Prosody 0.12.3 resumes a session into the old
-		connection's XML parser, and a stanza cut in half there breaks
-		the resumed stream."""
+		many. With drain, first stops reading from the clients, then
+		waits until the server has sent nothing for drain seconds (at
+		most drain_max in all): a server that answers ack requests has
+		then read and parsed all it got, and is at a stanza boundary
+		when the reset comes. (Prosody 0.12.3 resumes a session into the
+		old connection's XML parser, and a stanza cut in half there
+		breaks the resumed stream.)"""
 		if drain > 0:
 			self._call(lambda: self._hold_up(upto))
-			time.sleep(drain)
+			deadline = time.monotonic() + drain_max
+			while time.monotonic() < deadline:
+				quiet = time.monotonic() - self._call(
+					lambda: self._last_down(upto))
+				if quiet >= drain:
+					break
+				time.sleep(min(drain - quiet, 0.05) + 0.01)
 		return self._call(lambda: self._cut_all(upto))
 
 	def blackhole(self):
@@ -155,6 +166,12 @@ class Proxy:
 	def restore(self):
 		"""Ends the black hole: held bytes flow again."""
 		self._call(lambda: self._set_holding(False))
+
+	def hold_down(self, on):
+		"""on: the server's bytes are not read (they pile up in the
+		kernel, up to its buffers) while the client's still go up;
+		off: what piled up comes down in a burst."""
+		self._call(lambda: self._set_hold_down(on))
 
 	def refuse(self, on, unlisten=False):
 		"""on: new connections are accepted and reset at once (counted
@@ -266,6 +283,15 @@ class Proxy:
 		return [c for num, c in sorted(self._conns.items())
 			if upto is None or num <= upto]
 
+	def _last_down(self, upto):
+		return max([c.last_down for c in self._chosen(upto)] or [0.0])
+
+	def _set_hold_down(self, on):
+		self._note("hold down %s", "on" if on else "off")
+		for c in self._conns.values():
+			c.hold_down = on
+			self._update(c)
+
 	def _hold_up(self, upto):
 		for c in self._chosen(upto):
 			c.hold_up = True
@@ -335,7 +361,8 @@ class Proxy:
 				peer_ready = peer is not None and not (peer is c.upstream
 					and c.connecting)
 				if (peer_ready and len(c.outbuf(peer)) < BUF_MAX
-						and not (s is c.client and c.hold_up)):
+						and not (s is c.client and c.hold_up)
+						and not (s is c.upstream and c.hold_down)):
 					mask |= selectors.EVENT_READ
 				if c.outbuf(s):
 					mask |= selectors.EVENT_WRITE
@@ -391,8 +418,11 @@ class Proxy:
 				c.outbuf(c.other(s)).extend(data)
 				if s is c.client:
 					self.bytes_up += len(data)
+					c.counts[0] += len(data)
 				else:
 					self.bytes_down += len(data)
+					c.counts[2] += len(data)
+					c.last_down = time.monotonic()
 		if mask & selectors.EVENT_WRITE and c.num in self._conns:
 			buf = c.outbuf(s)
 			if buf:
@@ -404,6 +434,7 @@ class Proxy:
 					self._close(c, reset=True)
 					return
 				del buf[:n]
+				c.counts[1 if s is c.upstream else 3] += n
 		self._update(c)
 
 	def _flush_and_close(self, c, s):
@@ -414,11 +445,14 @@ class Proxy:
 			while buf:
 				n = s.send(buf)
 				del buf[:n]
+				c.counts[1 if s is c.upstream else 3] += n
 		except OSError:
 			pass
 		self._close(c, reset=False)
 
 	def _close(self, c, reset):
+		self._note("#%d %s: up %d read %d sent, down %d read %d sent",
+			c.num, "reset" if reset else "closed", *c.counts)
 		self._conns.pop(c.num, None)
 		for s in (c.client, c.upstream):
 			if s is None:

@@ -237,19 +237,19 @@ class Rig:
 			self.bw.wait(lambda e: e.get("event") == "message"
 				and e.get("body") == marker, ACK_TIMEOUT,
 				"the end marker at bob")
-		finally:
 			got = self.received()
-			report(label, self.bodies, got, self)
-		check(got == self.bodies, "bob's messages are wrong: %s"
-			% describe(self.bodies, got))
-		if not expect_acks:
-			return
-		ids = set(self.ids)
-		self.aw.wait_for(lambda: ids <= self.acked_ids(), ACK_TIMEOUT,
-			"acks of all %d accepted messages" % len(ids))
-		expired = self.aw.select(is_sent("expired", ids))
-		check(not expired, "%d messages reported expired: %s"
-			% (len(expired), [e for _, e in expired[:5]]))
+			check(got == self.bodies, "bob's messages are wrong: %s"
+				% describe(self.bodies, got))
+			if not expect_acks:
+				return
+			ids = set(self.ids)
+			self.aw.wait_for(lambda: ids <= self.acked_ids(), ACK_TIMEOUT,
+				"acks of all %d accepted messages" % len(ids))
+			expired = self.aw.select(is_sent("expired", ids))
+			check(not expired, "%d messages reported expired: %s"
+				% (len(expired), [e for _, e in expired[:5]]))
+		finally:
+			report(label, self.bodies, self.received(), self)
 
 
 def describe(expected, got):
@@ -306,7 +306,11 @@ def test_prosody_restart(ctx):
 			"server stopped", marks["a"])
 		ctx.prosody.start()
 
-	rig.run({500: stop, 600: start})
+	try:
+		rig.run({500: stop, 600: start})
+	finally:
+		if not ctx.prosody.running():  # for the tests that follow
+			ctx.prosody.start()
 	rig.aw.wait(is_state("online", "resumed"), 30, "alice back online",
 		marks["a"])
 	rig.bw.wait(is_state("online", "resumed"), 30, "bob back online",
@@ -317,11 +321,13 @@ def test_prosody_restart(ctx):
 # Prosody 0.12.3 resumes a session into the old connection's XML parser:
 # when the old connection died with half a stanza parsed, the resumed
 # stream is closed as not-well-formed or, worse, swallows everything
-# after it (an unclosed element) without a word. Connections are therefore
-# cut after a short drain (proxy.cut(drain=...)): xmppd's bytes stop, the
-# server parses all it got, then both sides are reset, with xmppd's
-# latest messages still unacknowledged. See test_cut_mid_stanza.
-DRAIN = 0.2
+# after it (an unclosed element) without a word. The scheduled cuts
+# therefore drain first (proxy.cut(drain=...)): xmppd's bytes stop, the
+# server works through what it got (answering xmppd's ack requests) until
+# it has been quiet for DRAIN seconds, then both sides are reset, with
+# xmppd's latest messages unacknowledged. test_cut_mid_stanza and
+# test_resume_into_broken_session cover the abrupt case.
+DRAIN = 0.3
 
 
 def test_connection_cuts(ctx):
@@ -345,6 +351,46 @@ def test_connection_cuts(ctx):
 	rig.run({i: cut(i) for i in (200, 500, 800)})
 	check_resumed(rig, cuts[-1])
 	rig.finish("connection_cuts")
+
+
+def test_resume_rounds(ctx):
+	"""Twelve rounds of: 300 messages, a (drained) cut, an immediate
+	reconnect command, 300 more; each round must end resumed with all
+	600 acked within 10 s. The acks are read by a plain subscriber that
+	reads only while it waits for them (as a simple script would), so
+	that "sent" events pile up in xmppd while the messages go out: that
+	must hold nothing up. Then bob must have got everything once."""
+	rig = Rig(ctx)
+	acks = rig.ax.client()
+	acks.ok("subscribe", events=["sent", "state"])
+	acked = set()
+	for rnd in range(12):
+		start = len(rig.ids)
+		for i in range(300):
+			rig.send("round %d msg %03d" % (rnd, i))
+		check(rig.proxy.cut(drain=DRAIN) >= 1, "nothing to cut")
+		rig.sender.ok("reconnect")
+		for i in range(300, 600):
+			rig.send("round %d msg %03d" % (rnd, i))
+		ids = set(rig.ids[start:])
+		states = []
+		deadline = time.monotonic() + 10
+		while not ids <= acked:
+			left = deadline - time.monotonic()
+			try:
+				check(left > 0, "timeout")
+				ev = acks.read(left)
+			except F.TestFailure:
+				raise F.TestFailure("round %d: %d of %d messages acked "
+					"within 10 s; states: %s" % (rnd, len(ids & acked),
+					len(ids), states))
+			if ev.get("event") == "state":
+				states.append(ev.get("state"))
+			elif ev.get("status") == "acked":
+				acked.add(ev.get("msg_id"))
+		check("resumed" in states and "online" not in states,
+			"round %d: states %s, not a resumption" % (rnd, states))
+	rig.finish("resume_rounds")
 
 
 def test_cut_mid_stanza(ctx):
@@ -665,7 +711,11 @@ def test_max_age_expired(ctx):
 	queued_at = time.monotonic()
 	rig.bodies = rig.bodies[:1]	# these must not arrive
 	rig.ids = rig.ids[:1]
-	ctx.prosody.restart()		# no session left to resume
+	try:
+		ctx.prosody.restart()		# no session left to resume
+	finally:
+		if not ctx.prosody.running():
+			ctx.prosody.start()
 	wait_until(lambda: time.monotonic() - queued_at > 1.5, 5,
 		what="max_age to pass")
 	rig.proxy.refuse(False)
