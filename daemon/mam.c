@@ -306,12 +306,36 @@ static bool is_result(const struct xml *reply)
 
 /* ---- catch-up and learning the last id ---- */
 
+static void catchup_start(struct mam *m, const char *what)
+{
+	m->pages = 0;
+	m->fetched = 0;
+	m->started = uv_now(m->x->loop);
+	log_info("mam: %s after %s", what, m->last_id ? m->last_id :
+		"(the start of the archive)");
+	catchup_page(m);
+}
+
+/*
+ * A catch-up that held the initial presence is followed by one more,
+ * once the presence is out: what reached the server between the last
+ * page and the presence is in the archive, but a server may keep it
+ * from the session as offline messages never delivered to a client that
+ * read its archive (Prosody does). Messages seen twice are published
+ * once (the archive id is a dedup key).
+ */
 static void catchup_end(struct mam *m, const char *how)
 {
 	save_last(m, true);
 	log_info("mam: catch-up %s: %u message(s) in %u page(s), last id %s",
 		how, m->fetched, m->pages, m->last_id ? m->last_id : "(none)");
+	if (!m->holding) {
+		return;
+	}
 	release_hold(m);
+	if (strcmp(how, "failed") != 0 && m->x->state == XMPPD_ONLINE) {
+		catchup_start(m, "catch-up of what came during the first");
+	}
 }
 
 static void learn(struct mam *m)
@@ -415,12 +439,7 @@ static void discovered(struct xmppd *x, void *ud)
 		learn(m);
 		return;
 	}
-	m->pages = 0;
-	m->fetched = 0;
-	m->started = uv_now(x->loop);
-	log_info("mam: catch-up after %s", m->last_id ? m->last_id :
-		"(the start of the archive)");
-	catchup_page(m);
+	catchup_start(m, "catch-up");
 }
 
 static void mam_online(struct xmppd *x, bool resumed)

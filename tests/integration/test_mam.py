@@ -146,11 +146,15 @@ def test_catchup_after_fresh_session(ctx):
 	check("live one" not in bodies, "the live message came again: %r" % got)
 	# The catch-up came before the initial presence.
 	log = rig.ax.log_text()
-	done = log.rindex("mam: catch-up done")
+	start = log.rfind("mam: catch-up after")
+	done = log.index("mam: catch-up done", start)
 	check(log.find("SEND <presence", done) > done, "no initial presence "
 		"after the catch-up")
-	check(log.rfind("SEND <presence", 0, done) < log.rfind("mam: catch-up after"),
+	check(log.rfind("SEND <presence", 0, done) < start,
 		"the initial presence went out before the catch-up")
+	# And one more pass once the presence is out, for what came meanwhile.
+	check(log.find("mam: catch-up of what came during the first", done) > done,
+		"no second catch-up after the presence")
 
 
 def bodies_of(reply):
