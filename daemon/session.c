@@ -58,6 +58,8 @@ struct session {
 	int handles;		/* open uv handles, freed at 0 */
 
 	bool scram_known;	/* this account has used SCRAM before */
+	bool resumed;		/* this stream resumed an earlier session */
+	bool acked;		/* the server acknowledged something since */
 	bool online;
 	bool ended;
 	enum xmppd_state end_state;	/* OFFLINE, AUTH_FAILED, TLS_FAILED */
@@ -138,6 +140,7 @@ static void went_online(struct session *s, const char *jid, bool resumed)
 {
 	uv_timer_stop(&s->timer);
 	s->online = true;
+	s->resumed = resumed;
 	const char *mech = stream_mechanism(s->stream);
 	const char *tls = transport_tls_desc(s->transport);
 	const char *pin = transport_peer_pin(s->transport);
@@ -173,6 +176,9 @@ static void stream_resume_failed_cb(void *ud)
 static void stream_acked_cb(void *ud, uint64_t tag)
 {
 	struct session *s = ud;
+	if (s->online) {
+		s->acked = true;
+	}
 	if (tag != 0) {
 		outbox_acked(s->x, tag);
 	}
@@ -420,6 +426,15 @@ static void probe_timeout_cb(uv_timer_t *t)
 	char *reason = xasprintf("no answer from the server within %u s",
 		s->x->cfg->keepalive_timeout);
 	log_warnx("%s: the connection is dead", reason);
+	if (s->resumed && !s->acked) {
+		/* The server took the resumption but has acknowledged nothing
+		 * since: the session is broken on its side (Prosody 0.12 does
+		 * this when the lost connection ended inside a stanza).
+		 * Resuming it again would loop; start a fresh one. */
+		log_warnx("the resumed session never acknowledged anything; the "
+			"next connection starts a new session");
+		s->x->sm.resumable = false;
+	}
 	finish(s, XMPPD_OFFLINE, 0, reason);
 	free(reason);
 }
