@@ -17,19 +17,6 @@
 
 #define MAX_JIDS 1000	/* per block/unblock request */
 
-static void answered(void *ud, json_t *result, const char *condition,
-	const char *text)
-{
-	struct cmd_wait *w = ud;
-	if (result != NULL) {
-		cmd_wait_ok(w, result);
-		json_decref(result);
-		return;
-	}
-	const char *cond = condition ? condition : "undefined-condition";
-	cmd_wait_done(w, ipc_json_error(w->id, cond, "%s", text ? text : cond));
-}
-
 static json_t *cmd_disco(struct ipc_client *c, json_t *req, json_t *id)
 {
 	json_t *err = NULL;
@@ -39,7 +26,7 @@ static json_t *cmd_disco(struct ipc_client *c, json_t *req, json_t *id)
 	}
 	struct xerr e = { 0 };
 	if (disco_query(c->ipc->x, cmd_str_arg(req, "to"), cmd_str_arg(req, "node"),
-			cmd_bool_arg(req, "items"), answered, w, &e) < 0) {
+			cmd_bool_arg(req, "items"), cmd_wait_answered, w, &e) < 0) {
 		cmd_wait_fail(w, &e);
 	}
 	return NULL;
@@ -53,7 +40,7 @@ static json_t *cmd_ping(struct ipc_client *c, json_t *req, json_t *id)
 		return err;
 	}
 	struct xerr e = { 0 };
-	if (disco_ping(c->ipc->x, cmd_str_arg(req, "to"), answered, w, &e) < 0) {
+	if (disco_ping(c->ipc->x, cmd_str_arg(req, "to"), cmd_wait_answered, w, &e) < 0) {
 		cmd_wait_fail(w, &e);
 	}
 	return NULL;
@@ -67,7 +54,7 @@ static json_t *cmd_blocklist(struct ipc_client *c, json_t *req, json_t *id)
 		return err;
 	}
 	struct xerr e = { 0 };
-	if (blocking_list(c->ipc->x, answered, w, &e) < 0) {
+	if (blocking_list(c->ipc->x, cmd_wait_answered, w, &e) < 0) {
 		cmd_wait_fail(w, &e);
 	}
 	return NULL;
@@ -94,7 +81,7 @@ static json_t *change(struct ipc_client *c, json_t *req, json_t *id, bool block)
 		return err;
 	}
 	struct xerr e = { 0 };
-	if (blocking_change(c->ipc->x, block, v, k, answered, w, &e) < 0) {
+	if (blocking_change(c->ipc->x, block, v, k, cmd_wait_answered, w, &e) < 0) {
 		cmd_wait_fail(w, &e);
 	}
 	free(v);

@@ -14,19 +14,6 @@
 
 #define DEFAULT_MAX 50
 
-static void answered(void *ud, json_t *result, const char *condition,
-	const char *text)
-{
-	struct cmd_wait *w = ud;
-	if (result != NULL) {
-		cmd_wait_ok(w, result);
-		json_decref(result);
-		return;
-	}
-	const char *cond = condition ? condition : "undefined-condition";
-	cmd_wait_done(w, ipc_json_error(w->id, cond, "%s", text ? text : cond));
-}
-
 static json_t *cmd_history(struct ipc_client *c, json_t *req, json_t *id)
 {
 	json_t *refused = NULL;
@@ -45,7 +32,7 @@ static json_t *cmd_history(struct ipc_client *c, json_t *req, json_t *id)
 			DEFAULT_MAX,
 	};
 	struct xerr e = { 0 };
-	if (mam_history(c->ipc->x, &a, answered, w, &e) < 0) {
+	if (mam_history(c->ipc->x, &a, cmd_wait_answered, w, &e) < 0) {
 		cmd_wait_fail(w, &e);
 	}
 	return NULL;

@@ -14,19 +14,6 @@
 
 #define MAX_SIZE 9007199254740992.0	/* 2^53: exact in JSON numbers */
 
-static void answered(void *ud, json_t *result, const char *condition,
-	const char *text)
-{
-	struct cmd_wait *w = ud;
-	if (result != NULL) {
-		cmd_wait_ok(w, result);
-		json_decref(result);
-		return;
-	}
-	const char *cond = condition ? condition : "undefined-condition";
-	cmd_wait_done(w, ipc_json_error(w->id, cond, "%s", text ? text : cond));
-}
-
 static json_t *cmd_upload_slot(struct ipc_client *c, json_t *req, json_t *id)
 {
 	const char *filename = cmd_str_arg(req, "filename");
@@ -44,7 +31,7 @@ static json_t *cmd_upload_slot(struct ipc_client *c, json_t *req, json_t *id)
 		.content_type = cmd_str_arg(req, "content_type"),
 	};
 	struct xerr e = { 0 };
-	if (upload_slot(c->ipc->x, &r, answered, w, &e) < 0) {
+	if (upload_slot(c->ipc->x, &r, cmd_wait_answered, w, &e) < 0) {
 		cmd_wait_fail(w, &e);
 	}
 	return NULL;

@@ -92,6 +92,10 @@ void cmd_wait_done(struct cmd_wait *w, json_t *reply);
 void cmd_wait_ok(struct cmd_wait *w, json_t *result);
 /* Answers with the core's error. */
 void cmd_wait_fail(struct cmd_wait *w, const struct xerr *e);
+/* The core's answer to a request that waits (the shape of disco_cb):
+ * result (stolen; merged into the ok reply) or condition and text. */
+void cmd_wait_answered(void *ud, json_t *result, const char *condition,
+	const char *text);
 
 /* A string argument (already checked), or NULL when absent. */
 const char *cmd_str_arg(json_t *req, const char *name);

@@ -81,6 +81,19 @@ void cmd_wait_fail(struct cmd_wait *w, const struct xerr *e)
 	cmd_wait_done(w, cmd_xerr_reply(w->id, e));
 }
 
+void cmd_wait_answered(void *ud, json_t *result, const char *condition,
+	const char *text)
+{
+	struct cmd_wait *w = ud;
+	if (result != NULL) {
+		cmd_wait_ok(w, result);
+		json_decref(result);
+		return;
+	}
+	const char *cond = condition ? condition : "undefined-condition";
+	cmd_wait_done(w, ipc_json_error(w->id, cond, "%s", text ? text : cond));
+}
+
 json_t *cmd_xerr_reply(json_t *id, const struct xerr *e)
 {
 	return ipc_json_error(id, e->condition ? e->condition : "internal-server-error",
