@@ -15,11 +15,13 @@
  * counts them; the reader also rejects NUL bytes, overlong lines and
  * unknown [sections] at the line where they appear.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
@@ -86,6 +88,7 @@ static char *check_resolver(char **value);
 static const char *const tls_modes[] = {
 	[CONFIG_TLS_STARTTLS] = "starttls",
 	[CONFIG_TLS_DIRECT] = "direct",
+	[CONFIG_TLS_NONE] = "none",
 	NULL,
 };
 
@@ -824,12 +827,39 @@ static char *dir_of(const char *path)
 	return xstrndup(path, (size_t)(slash - path));
 }
 
+/* Is host a literal loopback address (127.0.0.0/8 or ::1)? */
+static bool is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (host == NULL) {
+		return false;
+	}
+	if (inet_pton(AF_INET, host, &a4) == 1) {
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	}
+	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* tls = none sends the password and every message in clear: only for
+ * a server on this machine (benchmarks, tests), never over a network. */
+static void check_plaintext(struct load *ld)
+{
+	if (ld->c->tls != CONFIG_TLS_NONE || is_loopback(ld->c->host)) {
+		return;
+	}
+	ld->lineno = ld->seen[key_index(key_find("server", "tls"))];
+	fail(ld, "[server] tls = none is only allowed with host set to a "
+		"loopback address (127.0.0.1 or ::1), for benchmarks and tests");
+}
+
 static void check_complete(struct load *ld)
 {
 	ld->lineno = 0;
 	if (ld->c->jid == NULL) {
 		fail(ld, "[account] jid is required");
 	}
+	check_plaintext(ld);
 }
 
 static void warn_permissions(struct load *ld, const struct stat *st)

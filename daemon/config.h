@@ -13,6 +13,7 @@
 enum config_tls {
 	CONFIG_TLS_STARTTLS,
 	CONFIG_TLS_DIRECT,
+	CONFIG_TLS_NONE,	/* plain TCP, loopback hosts only (benchmarks) */
 };
 
 struct config {

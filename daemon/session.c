@@ -475,7 +475,8 @@ static void connect_target(struct session *s)
 		.jid = x->bare_jid,
 		.resource = cfg->resource,
 		.password = s->password,
-		.tls_required = true,
+		.tls_required = cfg->tls != CONFIG_TLS_NONE,
+		.no_tls = cfg->tls == CONFIG_TLS_NONE,
 		.direct_tls = tg->direct_tls,
 		.limits = { .max_stanza = cfg->max_stanza },
 		.sm = cfg->stream_management ? &x->sm : NULL,
@@ -497,6 +498,7 @@ static void connect_target(struct session *s)
 	};
 	s->transport = transport_new(x->loop, &tc, &transport_callbacks, s);
 	log_info("connecting to %s port %d (%s)", tg->host, tg->port,
+		cfg->tls == CONFIG_TLS_NONE ? "no TLS" :
 		tg->direct_tls ? "direct TLS" : "STARTTLS");
 	transport_connect(s->transport);
 }
@@ -560,6 +562,12 @@ struct session *session_new(struct xmppd *x, char **cause)
 	s->password = password;
 	s->scram_known = state_scram_known(cfg, x->bare_jid);
 	bool direct = cfg->tls == CONFIG_TLS_DIRECT;
+	if (x->redirect_host != NULL && cfg->tls == CONFIG_TLS_NONE) {
+		/* Plain text goes to the configured loopback host only. */
+		log_warnx("ignoring the redirect to %s: tls = none", x->redirect_host);
+		free(x->redirect_host);
+		x->redirect_host = NULL;
+	}
 	if (x->redirect_host != NULL) {
 		add_target(s, x->redirect_host, x->redirect_port, direct);
 		free(x->redirect_host);

@@ -48,6 +48,7 @@ struct stream {
 	bool cfg_refuse_plain;	/* stream_config.refuse_plain */
 	bool tls_required;
 	bool direct_tls;
+	bool no_tls;
 	struct reader *reader;
 
 	bool tls_up;
@@ -356,7 +357,7 @@ static void on_features(struct stream *s, struct xml *x)
 	}
 	xml_free(s->features);
 	s->features = xml_copy(x);
-	if (!s->tls_up) {
+	if (!s->tls_up && !s->no_tls) {
 		if (xml_child(x, "starttls", NS_TLS) != NULL) {
 			emit_str(s, "<starttls xmlns='" NS_TLS "'/>");
 			enter(s, STREAM_STARTTLS);
@@ -1099,6 +1100,7 @@ struct stream *stream_new(const struct stream_config *cfg,
 	s->cfg_refuse_plain = cfg->refuse_plain;
 	s->tls_required = cfg->tls_required;
 	s->direct_tls = cfg->direct_tls;
+	s->no_tls = cfg->no_tls && !cfg->tls_required && !cfg->direct_tls;
 	s->reader = reader_new(&reader_callbacks, s, &cfg->limits);
 	s->sm = cfg->sm;
 	return s;

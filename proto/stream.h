@@ -90,6 +90,9 @@ struct stream_config {
 	const char *password;	/* copied, wiped on free */
 	bool tls_required;	/* fail when no STARTTLS is offered */
 	bool direct_tls;	/* TLS is up before the first header */
+	/* Never start TLS, even when offered (tls = none: a loopback server
+	 * for benchmarks); PLAIN stays refused without TLS. */
+	bool no_tls;
 	struct reader_limits limits;
 	/* Never use PLAIN (the account is known to support SCRAM: a server
 	 * offering only PLAIN now is a downgrade). */

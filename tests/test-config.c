@@ -246,6 +246,18 @@ Test(config, booleans)
 	}
 }
 
+Test(config, plaintext_on_loopback_only)
+{
+	load_text_ok("[account]\njid = a@b.c\n[server]\nhost = 127.0.0.2\n"
+		"tls = none\n");
+	cr_assert(eq(int, cfg.tls, CONFIG_TLS_NONE));
+	config_finish(&cfg);
+	config_init(&cfg);
+	load_text_ok("[account]\njid = a@b.c\n[server]\nhost = ::1\n"
+		"tls = none\n");
+	cr_assert(eq(int, cfg.tls, CONFIG_TLS_NONE));
+}
+
 Test(config, paths_relative_to_file_and_home)
 {
 	setenv("HOME", "/home/alice", 1);
@@ -309,7 +321,16 @@ ParameterizedTestParameters(config, rejects_with_file_and_line)
 		{ "[server]\nport = 0x10\n",
 			":2: [server] port: not a number between 1 and 65535: '0x10'" },
 		{ "[server]\ntls = ssl\n",
-			":2: [server] tls: not one of starttls, direct: 'ssl'" },
+			":2: [server] tls: not one of starttls, direct, none: 'ssl'" },
+		{ "[account]\njid = a@b.c\n[server]\nhost = b.c\ntls = none\n",
+			":5: [server] tls = none is only allowed with host set to a "
+			"loopback address (127.0.0.1 or ::1), for benchmarks and tests" },
+		{ "[account]\njid = a@b.c\n[server]\ntls = none\n",
+			":4: [server] tls = none is only allowed with host set to a "
+			"loopback address (127.0.0.1 or ::1), for benchmarks and tests" },
+		{ "[account]\njid = a@b.c\n[server]\nhost = 128.0.0.1\ntls = none\n",
+			":5: [server] tls = none is only allowed with host set to a "
+			"loopback address (127.0.0.1 or ::1), for benchmarks and tests" },
 		{ "[server]\nca_file = /nonexistent/ca.pem\n",
 			":2: [server] ca_file: No such file or directory: "
 			"'/nonexistent/ca.pem'" },

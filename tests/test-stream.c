@@ -3,6 +3,7 @@
  *
  *   # comment
  *   config jid=J resource=R password=P tls_required=0|1 direct_tls=0|1
+ *          no_tls=0|1
  *          max_stanza=N max_depth=N trace=0|1 sm=0|1
  *          (sm=1 gives the stream a struct sm that outlives it)
  *   online-send: XML   the owner sends XML from inside cb.online
@@ -491,6 +492,8 @@ static void parse_config(struct stream_config *cfg, char *text, bool *trace,
 			cfg->tls_required = atoi(v);
 		} else if (strcmp(kv, "direct_tls") == 0) {
 			cfg->direct_tls = atoi(v);
+		} else if (strcmp(kv, "no_tls") == 0) {
+			cfg->no_tls = atoi(v);
 		} else if (strcmp(kv, "max_stanza") == 0) {
 			cfg->limits.max_stanza = (size_t)atol(v);
 		} else if (strcmp(kv, "max_depth") == 0) {
@@ -769,6 +772,7 @@ static const char *const transcripts[] = {
 	"stream-plus-xep0440.txt",
 	"stream-no-plain-without-tls.txt",
 	"stream-scram-without-tls.txt",
+	"stream-no-tls.txt",
 	"stream-no-mechanisms.txt",
 	"stream-reentrant.txt",
 	"stream-trace.txt",
