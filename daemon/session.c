@@ -272,6 +272,12 @@ static void stream_failed_cb(void *ud, enum stream_fail kind,
 	struct session *s = ud;
 	char *reason = xasprintf("%s%s%s", condition ? condition : "error",
 		text ? ": " : "", text ? text : "");
+	/* The stream has written its last bytes (a stream error, our
+	 * </stream:stream>): shut down rather than close, so a server still
+	 * sending (a flood, an oversized stanza) reads them before the
+	 * socket goes; closing with unread input would send a reset, and
+	 * the reset makes the server's kernel drop what we wrote. */
+	transport_shutdown(s->transport);
 	switch (kind) {
 	case STREAM_FAIL_AUTH:
 		log_error("authentication failed: %s", reason);
