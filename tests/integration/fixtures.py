@@ -927,3 +927,43 @@ class Xmppd:
 				return f.read().decode("utf-8", "replace")
 		except OSError:
 			return ""
+
+
+def proc_status(pid):
+	"""The kB values of /proc/PID/status (VmRSS, VmHWM...), as ints."""
+	out = {}
+	with open("/proc/%d/status" % pid) as f:
+		for line in f:
+			k, _, v = line.partition(":")
+			if v.strip().endswith("kB"):
+				out[k] = int(v.split()[0])
+	return out
+
+
+def proc_fds(pid):
+	"""How many descriptors pid holds."""
+	return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def proc_cpu_seconds(pid):
+	"""User plus system CPU time pid has used, in seconds."""
+	with open("/proc/%d/stat" % pid) as f:
+		fields = f.read().rsplit(") ", 1)[1].split()
+	return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sanitized(pid):
+	"""Whether pid runs with AddressSanitizer or under valgrind, whose
+	allocators hold freed memory back (quarantine): memory bounds of a
+	test are then looser."""
+	try:
+		with open("/proc/%d/maps" % pid) as f:
+			maps = f.read()
+	except OSError:
+		return False
+	return "libasan" in maps or "vgpreload" in maps
+
+
+def rss_bound_kib(pid, kib):
+	"""kib, or four times as much under a sanitizer (sanitized())."""
+	return kib * 4 if sanitized(pid) else kib
