@@ -161,6 +161,10 @@ static const struct key keys[] = {
 	{ "muc", "self_ping", KEY_UINT, "300", FIELD(muc_self_ping),
 		.min = 0, .max = 86400 },
 	{ "store", "dir", KEY_PATH, NULL, FIELD(store_dir), .check = NULL },
+	{ "store", "path", KEY_PATH, NULL, FIELD(store_path), .check = NULL },
+	{ "store", "enabled", KEY_BOOL, "yes", FIELD(store_enabled), .check = NULL },
+	{ "store", "retention", KEY_UINT, "365", FIELD(store_retention),
+		.min = 0, .max = 100 * 365 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -67,6 +67,9 @@ struct config {
 
 	/* [store] */
 	char *store_dir;		/* NULL: $XDG_STATE_HOME/xmppd */
+	char *store_path;		/* NULL: STORE_DIR/JID.db */
+	bool store_enabled;		/* no: everything in memory */
+	unsigned store_retention;	/* days of messages kept, 0: forever */
 };
 
 /* Fills in every default. */

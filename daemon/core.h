@@ -31,6 +31,7 @@ struct carbons;
 struct mam;
 struct upload;
 struct handlers;
+struct store;
 
 struct xmppd {
 	uv_loop_t *loop;
@@ -49,6 +50,7 @@ struct xmppd {
 	char *redirect_host;		/* see-other-host, for the next attempt */
 	int redirect_port;
 
+	struct store *store;		/* daemon/store.c: never NULL */
 	struct sm sm;			/* XEP-0198 state across streams */
 	struct outbox outbox;		/* accepted messages not yet acked */
 	struct dedup seen;		/* (sender, origin-id) published */

@@ -29,6 +29,9 @@ static struct sink *sinks;
 static size_t nsinks;
 static size_t sinkcap;
 static uint64_t last_seq;
+static uint64_t limit;		/* 0: none */
+static events_limit_cb limit_cb;
+static void *limit_ud;
 static unsigned depth;		/* nested events_publish calls running */
 static struct watcher *watchers;
 static size_t nwatchers;
@@ -42,6 +45,21 @@ void events_init(uint64_t seq)
 	sinkcap = 0;
 	depth = 0;
 	last_seq = seq;
+	limit = 0;
+	limit_cb = NULL;
+	limit_ud = NULL;
+}
+
+void events_set_last_seq(uint64_t seq)
+{
+	last_seq = seq;
+}
+
+void events_set_limit(uint64_t upto, events_limit_cb cb, void *ud)
+{
+	limit = upto;
+	limit_cb = cb;
+	limit_ud = ud;
 }
 
 void events_finish(void)
@@ -117,6 +135,11 @@ uint64_t events_publish(const char *name, json_t *ev)
 	if (!xassert(json_is_object(ev), "event '%s' is not an object", name)) {
 		json_decref(ev);
 		return last_seq;
+	}
+	if (limit_cb != NULL && last_seq + 1 > limit) {
+		events_limit_cb cb = limit_cb;
+		limit_cb = NULL;
+		cb(limit_ud, last_seq);
 	}
 	uint64_t seq = ++last_seq;
 	json_t *out = frame(name, seq, ev);

@@ -33,6 +33,13 @@ bool events_wanted(const char *name);
 uint64_t events_publish(const char *name, json_t *ev);
 /* The seq of the last published event. */
 uint64_t events_last_seq(void);
+/* Restarts numbering after seq (the store's mark), before any sink. */
+void events_set_last_seq(uint64_t seq);
+/* Called with the last seq before an event would pass limit; it must
+ * call events_set_limit again (the store persists a higher mark first,
+ * so seq never goes backwards across restarts). */
+typedef void (*events_limit_cb)(void *ud, uint64_t last);
+void events_set_limit(uint64_t limit, events_limit_cb cb, void *ud);
 
 /* Asked of a sink: does one of its live clients listen for events of
  * this name now (rather than the sink only keeping them for replay)? */

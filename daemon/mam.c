@@ -35,6 +35,7 @@
 #include "daemon/log.h"
 #include "daemon/mam.h"
 #include "daemon/state.h"
+#include "daemon/store.h"
 #include "daemon/subsystems.h"
 #include "proto/alloc.h"
 #include "proto/error.h"
@@ -121,7 +122,10 @@ static void save_last(struct mam *m, bool now)
 	if (!m->dirty || m->last_id == NULL || (!now && t - m->saved_ms < SAVE_MS)) {
 		return;
 	}
-	state_write(m->x->cfg, m->x->bare_jid, "mam", m->last_id);
+	struct store *st = m->x->store;
+	if (!store_enabled(st) || !store_meta_set(st, "mam_last_id", m->last_id)) {
+		state_write(m->x->cfg, m->x->bare_jid, "mam", m->last_id);
+	}
 	m->dirty = false;
 	m->saved_ms = t;
 }
@@ -668,11 +672,36 @@ int mam_history(struct xmppd *x, const struct mam_history_args *a, disco_cb cb,
 
 /* ---- the subsystem ---- */
 
+/* The JID.mam file of older versions, once moved into the store. */
+static void migrated_cb(void *ud, const char *error)
+{
+	struct xmppd *x = ud;
+	if (error == NULL) {
+		log_info("mam: the last archive id moved into the store");
+		state_remove(x->cfg, x->bare_jid, "mam");
+	}
+}
+
+/* The last id: from the store, else from the state directory (moved
+ * into the store if there is one). */
+static char *load_last(struct xmppd *x)
+{
+	char *id = store_meta_get(x->store, "mam_last_id");
+	if (id != NULL) {
+		return id;
+	}
+	id = state_read(x->cfg, x->bare_jid, "mam");
+	if (id != NULL && store_meta_set(x->store, "mam_last_id", id)) {
+		store_when_committed(x->store, migrated_cb, x);
+	}
+	return id;
+}
+
 static void mam_init(struct xmppd *x)
 {
 	struct mam *m = xcalloc(1, sizeof(*m));
 	m->x = x;
-	m->last_id = state_read(x->cfg, x->bare_jid, "mam");
+	m->last_id = load_last(x);
 	m->known = m->last_id != NULL;
 	x->mam = m;
 }

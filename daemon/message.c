@@ -23,6 +23,7 @@
 #include "daemon/log.h"
 #include "daemon/mam.h"
 #include "daemon/muc.h"
+#include "daemon/store.h"
 #include "proto/alloc.h"
 #include "proto/jid.h"
 #include "proto/ns.h"
@@ -132,8 +133,62 @@ static int send_now(struct xmppd *x, struct xml *msg, struct xerr *e)
 	return 0;
 }
 
+/* What the log keeps of a message we send: the fields of a message
+ * event, "outbound" set, its seq the last event's at acceptance. */
+static json_t *outbound_json(struct xmppd *x, const struct message_args *m,
+	const struct xml *msg, const char *id)
+{
+	if (!store_enabled(x->store)) {
+		return NULL;
+	}
+	json_t *ev = json_object();
+	json_object_set_new(ev, "seq", json_integer((json_int_t)events_last_seq()));
+	json_object_set_new(ev, "from", json_string(xmppd_jid(x)));
+	json_object_set_new(ev, "to", json_string(xml_attr(msg, "to")));
+	json_object_set_new(ev, "type", json_string(xml_attr(msg, "type")));
+	if (m->body != NULL) {
+		json_object_set_new(ev, "body", json_string(m->body));
+	}
+	if (m->subject != NULL) {
+		json_object_set_new(ev, "subject", json_string(m->subject));
+	}
+	if (m->thread != NULL) {
+		json_object_set_new(ev, "thread", json_string(m->thread));
+	}
+	json_object_set_new(ev, "msg_id", json_string(id));
+	json_object_set_new(ev, "outbound", json_true());
+	return ev;
+}
+
+/* Writes an outbound message to the log, in the outbox's transaction
+ * (so a refused send leaves no trace there either). */
+static void log_outbound(struct xmppd *x, json_t *ev, const char *id)
+{
+	if (ev == NULL) {
+		return;
+	}
+	char *line = json_dumps(ev, JSON_COMPACT);
+	char *peer = jid_prep(json_string_value(json_object_get(ev, "to")),
+		true, NULL);
+	struct store_msg sm = {
+		.seq = (uint64_t)json_integer_value(json_object_get(ev, "seq")),
+		.outbound = true,
+		.sender = x->bare_jid,
+		.peer = peer,
+		.type = json_string_value(json_object_get(ev, "type")),
+		.msg_id = id,
+		.event = line,
+	};
+	if (line != NULL) {
+		store_log_message(x->store, &sm);
+	}
+	free(peer);
+	free(line);
+	json_decref(ev);
+}
+
 int message_send(struct xmppd *x, const struct message_args *m,
-	char **msg_id, struct xerr *e)
+	char **msg_id, message_done_cb done, void *ud, struct xerr *e)
 {
 	const char *type = m->type ? m->type : "chat";
 	if (check_args(m, type, e) < 0) {
@@ -164,14 +219,19 @@ int message_send(struct xmppd *x, const struct message_args *m,
 			free(id);
 			return -1;
 		}
-	} else if (!outbox_add(x, id, msg)) {
-		free(id);
-		return xerr_set(e, "resource-constraint",
-			"%zu messages are already waiting to be sent",
-			outbox_count(&x->outbox));
+		*msg_id = id;
+		return 0;
 	}
+	json_t *ev = outbound_json(x, m, msg, id);
+	enum outbox_result r = outbox_add(x, id, msg, done, ud, e);
+	if (r == OUTBOX_REFUSED) {
+		json_decref(ev);
+		free(id);
+		return -1;
+	}
+	log_outbound(x, ev, id);
 	*msg_id = id;
-	return 0;
+	return r == OUTBOX_PENDING ? 1 : 0;
 }
 
 /* ---- receiving: helpers ---- */

@@ -6,8 +6,11 @@
 #include "daemon/events.h"
 #include "daemon/log.h"
 #include "daemon/outbox.h"
+#include "daemon/store.h"
 #include "proto/alloc.h"
 #include "proto/jid.h"
+#include "proto/ns.h"
+#include "proto/reader.h"
 
 struct outbox_entry {
 	struct outbox_entry *next;
@@ -16,6 +19,8 @@ struct outbox_entry {
 	char *to;
 	struct xml *stanza;
 	uint64_t accepted_ms;	/* loop time */
+	int64_t rowid;		/* in the store's outbox, or 0 */
+	bool committed;		/* durable (or no store): may be sent */
 	bool sent;		/* handed to the current stream */
 	bool delivered;		/* a receipt came */
 	bool failed;		/* an error reply came: no "acked", no resend */
@@ -111,10 +116,13 @@ static void publish(const struct outbox_entry *e, const char *status)
 	events_publish("sent", sent_event(e->msg_id, e->to, status));
 }
 
-/* Unlinks e, whose predecessor is prev (NULL: e is the head). */
-static void unlink_entry(struct outbox *o, struct outbox_entry *prev,
+/* Unlinks e, whose predecessor is prev (NULL: e is the head), and
+ * deletes its row (in the turn's transaction). */
+static void unlink_entry(struct xmppd *x, struct outbox_entry *prev,
 	struct outbox_entry *e)
 {
+	struct outbox *o = &x->outbox;
+	store_outbox_remove(x->store, e->rowid);
 	if (prev == NULL) {
 		o->head = e->next;
 	} else {
@@ -126,19 +134,17 @@ static void unlink_entry(struct outbox *o, struct outbox_entry *prev,
 	o->count--;
 }
 
-bool outbox_add(struct xmppd *x, const char *msg_id, struct xml *stanza)
+/* Links a new entry at the tail. */
+static struct outbox_entry *append(struct outbox *o, const char *msg_id,
+	struct xml *stanza, uint64_t accepted_ms)
 {
-	struct outbox *o = &x->outbox;
-	if (o->count >= x->cfg->queue) {
-		xml_free(stanza);
-		return false;
-	}
 	struct outbox_entry *e = xcalloc(1, sizeof(*e));
 	e->tag = o->next_tag++;
 	e->msg_id = xstrdup(msg_id);
-	e->to = xstrdup(xml_attr(stanza, "to"));
+	const char *to = xml_attr(stanza, "to");
+	e->to = xstrdup(to ? to : "");
 	e->stanza = stanza;
-	e->accepted_ms = uv_now(x->loop);
+	e->accepted_ms = accepted_ms;
 	if (o->tail == NULL) {
 		o->head = e;
 	} else {
@@ -146,9 +152,136 @@ bool outbox_add(struct xmppd *x, const char *msg_id, struct xml *stanza)
 	}
 	o->tail = e;
 	o->count++;
-	publish(e, "queued");
-	outbox_flush(x);
-	return true;
+	return e;
+}
+
+/* A message waiting for its commit. */
+struct pending {
+	struct xmppd *x;
+	uint64_t tag;
+	outbox_done_cb done;
+	void *ud;
+};
+
+static struct outbox_entry *find_tag(struct outbox *o, uint64_t tag,
+	struct outbox_entry **prev)
+{
+	*prev = NULL;
+	for (struct outbox_entry *e = o->head; e != NULL; *prev = e, e = e->next) {
+		if (e->tag == tag) {
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static void committed_cb(void *ud, const char *error)
+{
+	struct pending *p = ud;
+	struct xmppd *x = p->x;
+	struct outbox_entry *prev;
+	struct outbox_entry *e = find_tag(&x->outbox, p->tag, &prev);
+	if (e != NULL && error == NULL) {
+		e->committed = true;
+		publish(e, "queued");
+	} else if (e != NULL) {
+		log_warnx("message %s to %s refused: %s", e->msg_id, e->to, error);
+		unlink_entry(x, prev, e);
+		entry_free(e);
+	}
+	if (p->done != NULL) {
+		p->done(p->ud, error);
+	}
+	free(p);
+	if (error == NULL) {
+		outbox_flush(x);
+	}
+}
+
+/* The store's error as the reason a send is refused. */
+static void refuse(struct xmppd *x, struct xerr *e)
+{
+	const char *why = store_error(x->store);
+	why = why ? why : "the message store cannot be written";
+	xerr_set(e, strstr(why, "full") != NULL ? "resource-constraint" :
+		"internal-server-error", "not accepted: the message store "
+		"failed: %s", why);
+}
+
+enum outbox_result outbox_add(struct xmppd *x, const char *msg_id,
+	struct xml *stanza, outbox_done_cb done, void *ud, struct xerr *err)
+{
+	struct outbox *o = &x->outbox;
+	if (o->count >= x->cfg->queue) {
+		xml_free(stanza);
+		xerr_set(err, "resource-constraint",
+			"%zu messages are already waiting to be sent", o->count);
+		return OUTBOX_REFUSED;
+	}
+	int64_t rowid = 0;
+	if (store_enabled(x->store)) {
+		char *text = xml_to_string(stanza, NS_CLIENT);
+		rowid = text ? store_outbox_add(x->store, msg_id,
+			xml_attr(stanza, "to"), text, store_wall_ms()) : 0;
+		free(text);
+		if (rowid == 0) {
+			xml_free(stanza);
+			refuse(x, err);
+			return OUTBOX_REFUSED;
+		}
+	}
+	struct outbox_entry *e = append(o, msg_id, stanza, uv_now(x->loop));
+	e->rowid = rowid;
+	if (rowid == 0) {
+		e->committed = true;
+		publish(e, "queued");
+		outbox_flush(x);
+		return OUTBOX_ACCEPTED;
+	}
+	struct pending *p = xcalloc(1, sizeof(*p));
+	*p = (struct pending){ x, e->tag, done, ud };
+	store_when_committed(x->store, committed_cb, p);
+	return OUTBOX_PENDING;
+}
+
+/* Loop time of a wall-clock acceptance time. */
+static uint64_t loop_time(struct xmppd *x, int64_t accepted)
+{
+	uint64_t now = uv_now(x->loop);
+	int64_t age = store_wall_ms() - accepted;
+	if (age <= 0) {
+		return now;
+	}
+	return (uint64_t)age < now ? now - (uint64_t)age : 0;
+}
+
+static void load_row(void *ud, int64_t rowid, const char *msg_id,
+	const char *to, const char *stanza, int64_t accepted)
+{
+	struct xmppd *x = ud;
+	const char *err = NULL;
+	struct xml *st = stanza ? reader_parse_element(stanza, strlen(stanza),
+		NS_CLIENT, &err) : NULL;
+	if (st == NULL || msg_id == NULL) {
+		log_warnx("store: outbox row %jd is unreadable (%s); dropped",
+			(intmax_t)rowid, err ? err : "empty");
+		store_outbox_remove(x->store, rowid);
+		return;
+	}
+	struct outbox_entry *e = append(&x->outbox, msg_id, st,
+		loop_time(x, accepted));
+	e->rowid = rowid;
+	e->committed = true;
+	(void)to;
+}
+
+void outbox_load(struct xmppd *x)
+{
+	store_outbox_load(x->store, load_row, x);
+	if (x->outbox.count > 0) {
+		log_info("store: %zu messages in the outbox from before",
+			x->outbox.count);
+	}
 }
 
 static bool expired(const struct xmppd *x, const struct outbox_entry *e)
@@ -168,27 +301,27 @@ void outbox_flush(struct xmppd *x)
 	struct outbox_entry *e = o->head;
 	while (e != NULL) {
 		struct outbox_entry *next = e->next;
-		if (e->sent) {
+		if (e->sent || !e->committed) {
 			prev = e;
 			e = next;
 			continue;
 		}
 		if (e->failed) {
 			/* Answered with an error already: never again. */
-			unlink_entry(o, prev, e);
+			unlink_entry(x, prev, e);
 			remember(o, e);
 			entry_free(e);
 		} else if (expired(x, e)) {
 			log_info("message %s to %s expired unsent", e->msg_id, e->to);
 			publish(e, "expired");
-			unlink_entry(o, prev, e);
+			unlink_entry(x, prev, e);
 			entry_free(e);
 		} else if (!session_send_tagged(x->session, e->stanza, e->tag)) {
 			log_warnx("message %s could not be sent", e->msg_id);
 			return;
 		} else if (!managed) {
 			/* Without XEP-0198 nothing will ever confirm it. */
-			unlink_entry(o, prev, e);
+			unlink_entry(x, prev, e);
 			remember(o, e);
 			entry_free(e);
 		} else {
@@ -215,7 +348,7 @@ void outbox_acked(struct xmppd *x, uint64_t tag)
 			if (!e->failed) {
 				publish(e, "acked");
 			}
-			unlink_entry(o, prev, e);
+			unlink_entry(x, prev, e);
 			remember(o, e);
 			entry_free(e);
 			return;

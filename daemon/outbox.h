@@ -23,6 +23,7 @@
 #include "proto/xml.h"
 
 struct xmppd;
+struct xerr;
 struct outbox_entry;
 struct outbox_recent;
 
@@ -41,9 +42,26 @@ struct outbox {
 
 void outbox_init(struct outbox *o);
 void outbox_finish(struct outbox *o);
-/* Accepts a message (ownership of stanza passes); false if the outbox is
- * full. Publishes "queued" and sends it at once when online. */
-bool outbox_add(struct xmppd *x, const char *msg_id, struct xml *stanza);
+
+/* What became of a message handed to outbox_add. */
+enum outbox_result {
+	OUTBOX_ACCEPTED,	/* in the (memory-only) outbox now */
+	OUTBOX_PENDING,		/* written; done() tells when committed */
+	OUTBOX_REFUSED,		/* not accepted: see the xerr */
+};
+/* Told once a pending message is committed (error NULL: accepted) or
+ * refused (error says why; it left the outbox). */
+typedef void (*outbox_done_cb)(void *ud, const char *error);
+/*
+ * Accepts a message (ownership of stanza passes). With the store, the
+ * message is written in the turn's transaction and counts as accepted
+ * (publishes "queued", is sent) only once that is committed; done is
+ * called then. Refused when the outbox is full or the store unusable.
+ */
+enum outbox_result outbox_add(struct xmppd *x, const char *msg_id,
+	struct xml *stanza, outbox_done_cb done, void *ud, struct xerr *e);
+/* Loads what the store's outbox holds (at start, before connecting). */
+void outbox_load(struct xmppd *x);
 /* Sends every entry not yet handed to the current stream. */
 void outbox_flush(struct xmppd *x);
 /* A fresh session began: nothing was sent on it yet. */

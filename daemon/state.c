@@ -27,8 +27,7 @@ char *state_dir(const struct config *cfg)
 	return xasprintf("%s/.local/state/xmppd", home);
 }
 
-/* mkdir -p with mode 0700 for what it creates. */
-static bool make_dirs(char *path)
+bool state_make_dirs(char *path)
 {
 	for (char *p = path + 1; *p != '\0'; p++) {
 		if (*p != '/') {
@@ -70,7 +69,7 @@ void state_remember_scram(const struct config *cfg, const char *bare_jid)
 	if (dir == NULL || path == NULL) {
 		log_warnx("no state directory: cannot remember that %s uses SCRAM",
 			bare_jid);
-	} else if (!make_dirs(dir)) {
+	} else if (!state_make_dirs(dir)) {
 		log_warn("cannot create %s", dir);
 	} else {
 		int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -125,7 +124,7 @@ void state_write(const struct config *cfg, const char *bare_jid,
 	char *dir = state_dir(cfg);
 	char *path = value_path(cfg, bare_jid, name);
 	char *tmp = path ? xasprintf("%s.new", path) : NULL;
-	if (dir == NULL || !make_dirs(dir)) {
+	if (dir == NULL || !state_make_dirs(dir)) {
 		log_warnx("no state directory: cannot keep %s for %s", name, bare_jid);
 		goto out;
 	}
@@ -148,4 +147,14 @@ out:
 	free(tmp);
 	free(path);
 	free(dir);
+}
+
+void state_remove(const struct config *cfg, const char *bare_jid,
+	const char *name)
+{
+	char *path = value_path(cfg, bare_jid, name);
+	if (path != NULL && unlink(path) < 0 && errno != ENOENT) {
+		log_warn("cannot remove %s", path);
+	}
+	free(path);
 }

@@ -27,4 +27,11 @@ char *state_read(const struct config *cfg, const char *bare_jid,
 void state_write(const struct config *cfg, const char *bare_jid,
 	const char *name, const char *value);
 
+/* Removes JID.NAME (once its value moved into the store). */
+void state_remove(const struct config *cfg, const char *bare_jid,
+	const char *name);
+/* mkdir -p path with mode 0700 for what it creates; path is modified
+ * while it works and restored. */
+bool state_make_dirs(char *path);
+
 #endif

@@ -15,6 +15,7 @@
 #include "daemon/events.h"
 #include "daemon/log.h"
 #include "daemon/roster.h"
+#include "daemon/store.h"
 #include "daemon/subsystems.h"
 #include "daemon/upload.h"
 #include "proto/alloc.h"
@@ -285,7 +286,9 @@ struct xmppd *xmppd_new(uv_loop_t *loop, struct config *cfg)
 	sm_init(&x->sm);
 	outbox_init(&x->outbox);
 	dedup_init(&x->seen, DEDUP_KEYS);
+	x->store = store_open(loop, cfg, x->bare_jid);
 	subsystems_init(x);
+	outbox_load(x);
 	return x;
 }
 
@@ -297,10 +300,11 @@ static void timer_closed(uv_handle_t *h)
 	if (--x->closing > 0) {
 		return;
 	}
+	subsystems_free(x);
+	store_close(x->store);	/* commits what the subsystems saved */
 	sm_finish(&x->sm);
 	outbox_finish(&x->outbox);
 	dedup_finish(&x->seen);
-	subsystems_free(x);
 	free(x->redirect_host);
 	free(x->reason);
 	free(x->bare_jid);
@@ -318,6 +322,7 @@ void xmppd_free(struct xmppd *x)
 	x->session = NULL;
 	x->quitting = true;
 	iq_fail_all(x, "not-connected", "the daemon is stopping");
+	store_stop(x->store);
 	x->closing = 2;
 	uv_close((uv_handle_t *)&x->retry_timer, timer_closed);
 	uv_close((uv_handle_t *)&x->stable_timer, timer_closed);
@@ -394,6 +399,7 @@ json_t *xmppd_status(const struct xmppd *x)
 		x->state == XMPPD_ONLINE && session_sm_enabled(x->session)));
 	json_object_set_new(o, "outbox", json_integer((json_int_t)outbox_count(&x->outbox)));
 	json_object_set_new(o, "pending", json_integer((json_int_t)roster_pending_count(x)));
+	store_status(x->store, o);
 	disco_status(x, o);
 	csi_status(x, o);
 	upload_status(x, o);

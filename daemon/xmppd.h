@@ -84,11 +84,19 @@ struct message_args {
 	bool is_private;	/* XEP-0280 private: no carbon copies */
 };
 
-/* Accepts a message into the outbox (sent at once when online, queued
- * otherwise); *msg_id receives its id (caller frees). "sent" events
- * follow its lifecycle. */
+/* Told once a message the store holds is committed (error NULL) or was
+ * refused after all (error says why). */
+typedef void (*message_done_cb)(void *ud, const char *error);
+
+/*
+ * Accepts a message into the outbox (sent at once when online, queued
+ * otherwise); *msg_id receives its id (caller frees). Returns 0 when it
+ * is accepted already (no store, or a chat state sent at once), 1 when
+ * it waits for the store's commit (done is called, this loop turn), -1
+ * with e when refused. "sent" events follow its lifecycle.
+ */
 int message_send(struct xmppd *x, const struct message_args *m,
-	char **msg_id, struct xerr *e);
+	char **msg_id, message_done_cb done, void *ud, struct xerr *e);
 
 /* Own presence. show NULL means available; priority is used only when
  * has_priority. With to set, a directed presence to that JID only, and

@@ -19,7 +19,8 @@ static json_t *cmd_chatstate(struct ipc_client *c, json_t *req, json_t *id)
 	};
 	char *msg_id = NULL;
 	struct xerr e = { 0 };
-	if (message_send(c->ipc->x, &m, &msg_id, &e) < 0) {
+	/* A chat state alone is never stored: message_send answers now. */
+	if (message_send(c->ipc->x, &m, &msg_id, NULL, NULL, &e) < 0) {
 		return cmd_xerr_reply(id, &e);
 	}
 	free(msg_id);

@@ -85,6 +85,10 @@ struct cmd_wait {
  * when c already has too many requests waiting. */
 struct cmd_wait *cmd_wait_new(struct ipc_client *c, json_t *id,
 	json_t **refused);
+/* A wait that ends within this loop turn (a send waiting for the
+ * store's commit): not limited by IPC_MAX_WAITING, since the turn's
+ * input is bounded already. */
+struct cmd_wait *cmd_wait_commit(struct ipc_client *c, json_t *id);
 /* Answers with reply (stolen; dropped if the client has gone) and frees
  * w. */
 void cmd_wait_done(struct cmd_wait *w, json_t *reply);

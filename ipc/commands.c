@@ -55,6 +55,16 @@ struct cmd_wait *cmd_wait_new(struct ipc_client *c, json_t *id, json_t **refused
 	return w;
 }
 
+struct cmd_wait *cmd_wait_commit(struct ipc_client *c, json_t *id)
+{
+	struct cmd_wait *w = xcalloc(1, sizeof(*w));
+	w->client = c;
+	w->slot = ipc_client_reserve(c);
+	w->id = id != NULL ? json_incref(id) : NULL;
+	ipc_client_ref(c);
+	return w;
+}
+
 void cmd_wait_done(struct cmd_wait *w, json_t *reply)
 {
 	if (ipc_client_alive(w->client)) {
@@ -197,6 +207,30 @@ static json_t *cmd_raw(struct ipc_client *c, json_t *req, json_t *id)
 	return ipc_json_ok(id);
 }
 
+/* A send waiting for the store's commit. */
+struct send_wait {
+	struct cmd_wait *w;	/* set once message_send said it waits */
+	char *msg_id;
+};
+
+static void send_done(void *ud, const char *error)
+{
+	struct send_wait *sw = ud;
+	if (error == NULL) {
+		json_t *r = json_object();
+		json_object_set_new(r, "msg_id", ipc_json_string(sw->msg_id));
+		cmd_wait_ok(sw->w, r);
+		json_decref(r);
+	} else {
+		cmd_wait_done(sw->w, ipc_json_error(sw->w->id,
+			strstr(error, "full") != NULL ? "resource-constraint" :
+			"internal-server-error", "not accepted: the message store "
+			"failed: %s", error));
+	}
+	free(sw->msg_id);
+	free(sw);
+}
+
 static json_t *cmd_send(struct ipc_client *c, json_t *req, json_t *id)
 {
 	struct message_args m = {
@@ -211,17 +245,25 @@ static json_t *cmd_send(struct ipc_client *c, json_t *req, json_t *id)
 		.lang = cmd_str_arg(req, "lang"),
 		.is_private = cmd_bool_arg(req, "private"),
 	};
-	char *msg_id = NULL;
+	struct send_wait *sw = xcalloc(1, sizeof(*sw));
 	struct xerr e = { 0 };
-	if (message_send(c->ipc->x, &m, &msg_id, &e) < 0) {
-		free(msg_id);
+	int rc = message_send(c->ipc->x, &m, &sw->msg_id, send_done, sw, &e);
+	if (rc < 0) {
+		free(sw->msg_id);
+		free(sw);
 		return cmd_xerr_reply(id, &e);
 	}
-	json_t *r = ipc_json_ok(id);
-	if (msg_id != NULL) {
-		json_object_set_new(r, "msg_id", ipc_json_string(msg_id));
+	if (rc > 0) {
+		/* The reply waits for the commit, later this loop turn. */
+		sw->w = cmd_wait_commit(c, id);
+		return NULL;
 	}
-	free(msg_id);
+	json_t *r = ipc_json_ok(id);
+	if (sw->msg_id != NULL) {
+		json_object_set_new(r, "msg_id", ipc_json_string(sw->msg_id));
+	}
+	free(sw->msg_id);
+	free(sw);
 	return r;
 }
 

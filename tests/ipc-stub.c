@@ -185,7 +185,7 @@ static void put(json_t *o, const char *key, const char *value)
 }
 
 int message_send(struct xmppd *x, const struct message_args *m,
-	char **msg_id, struct xerr *e)
+	char **msg_id, message_done_cb done, void *ud, struct xerr *e)
 {
 	if (failing(x, e)) {
 		return -1;

@@ -1,0 +1,787 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/config.h"
+#include "daemon/events.h"
+#include "daemon/log.h"
+#include "daemon/state.h"
+#include "daemon/store.h"
+#include "proto/alloc.h"
+
+#define SEQ_BLOCK 10000		/* seqs reserved ahead in one write */
+#define PRUNE_MS (24 * 3600 * 1000)	/* retention pruning, daily */
+#define BUSY_MS 2000
+
+/* The schema, one step per version: step i brings user_version from i
+ * to i + 1. Add steps at the end; never edit one that shipped. */
+static const char *const migrations[] = {
+	/* 1: outbox, message log, meta */
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE outbox (id INTEGER PRIMARY KEY, msg_id TEXT NOT NULL,"
+	" recipient TEXT NOT NULL, stanza TEXT NOT NULL,"
+	" accepted INTEGER NOT NULL);"
+	"CREATE TABLE messages (seq INTEGER NOT NULL, outbound INTEGER NOT NULL,"
+	" sender TEXT, peer TEXT, type TEXT, stanza_id TEXT, origin_key TEXT,"
+	" msg_id TEXT, time INTEGER NOT NULL, event TEXT NOT NULL);"
+	"CREATE INDEX messages_seq ON messages (seq);"
+	"CREATE INDEX messages_peer ON messages (peer, seq);"
+	"CREATE INDEX messages_time ON messages (time);"
+	"CREATE INDEX messages_stanza_id ON messages (stanza_id)"
+	" WHERE stanza_id IS NOT NULL;"
+	"CREATE INDEX messages_origin ON messages (origin_key)"
+	" WHERE origin_key IS NOT NULL;",
+};
+#define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
+
+enum stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_OUTBOX_ADD,
+	ST_OUTBOX_DEL,
+	ST_OUTBOX_ALL,
+	ST_META_GET,
+	ST_META_SET,
+	ST_LOG_ADD,
+	ST_KNOWN_SID,
+	ST_KNOWN_ORIGIN,
+	ST_PRUNE_MAX,
+	ST_PRUNE,
+	NSTMTS,
+};
+
+static const char *const stmt_sql[NSTMTS] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_OUTBOX_ADD] = "INSERT INTO outbox (msg_id, recipient, stanza, accepted)"
+		" VALUES (?, ?, ?, ?)",
+	[ST_OUTBOX_DEL] = "DELETE FROM outbox WHERE id = ?",
+	[ST_OUTBOX_ALL] = "SELECT id, msg_id, recipient, stanza, accepted"
+		" FROM outbox ORDER BY id",
+	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?",
+	[ST_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+	[ST_LOG_ADD] = "INSERT INTO messages (seq, outbound, sender, peer, type,"
+		" stanza_id, origin_key, msg_id, time, event)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[ST_KNOWN_SID] = "SELECT 1 FROM messages WHERE stanza_id = ? LIMIT 1",
+	[ST_KNOWN_ORIGIN] = "SELECT 1 FROM messages WHERE origin_key = ? LIMIT 1",
+	[ST_PRUNE_MAX] = "SELECT max(seq) FROM messages WHERE time < ?",
+	[ST_PRUNE] = "DELETE FROM messages WHERE time < ?",
+};
+
+/* A caller waiting for the commit. */
+struct waiter {
+	store_done_cb cb;
+	void *ud;
+	char *error;		/* decided: NULL ok, else why not */
+	bool decided;
+};
+
+struct store {
+	uv_loop_t *loop;
+	bool enabled;
+	char *path;
+	char *error;		/* why it is unusable, or NULL */
+	bool open_failed;	/* error is permanent */
+	sqlite3 *db;
+	sqlite3_stmt *stmts[NSTMTS];
+	unsigned retention_days;
+
+	bool in_txn;
+	char *txn_error;	/* a write of this transaction failed */
+	struct waiter *waiters;
+	size_t nwaiters, waitcap;
+
+	uint64_t seq_start;
+	uint64_t seq_reserved;
+
+	uv_check_t committer;
+	uv_timer_t pruner;
+	int handles;		/* not yet closed */
+	bool stopping;		/* handles closing: commits wait for close */
+	bool closed;		/* store_close ran: free with the last handle */
+};
+
+/* ---- helpers ---- */
+
+int64_t store_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_error(struct store *s, const char *fmt, const char *what)
+{
+	free(s->error);
+	s->error = xasprintf(fmt, what);
+}
+
+static const char *db_error(const struct store *s)
+{
+	return s->db != NULL ? sqlite3_errmsg(s->db) : "no database";
+}
+
+static bool usable(const struct store *s)
+{
+	return s->enabled && !s->open_failed && s->db != NULL;
+}
+
+static sqlite3_stmt *stmt(struct store *s, enum stmt which)
+{
+	sqlite3_stmt *st = s->stmts[which];
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v == NULL) {
+		sqlite3_bind_null(st, i);
+	} else {
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	}
+}
+
+/* ---- opening ---- */
+
+static char *default_path(const struct config *cfg, const char *bare_jid)
+{
+	if (cfg->store_path != NULL) {
+		return xstrdup(cfg->store_path);
+	}
+	char *dir = state_dir(cfg);
+	if (dir == NULL) {
+		return NULL;
+	}
+	char *path = xasprintf("%s/%s.db", dir, bare_jid);
+	free(dir);
+	return path;
+}
+
+/* The file exists with mode 0600 before SQLite opens it, so the
+ * messages are never readable by others, not even for a moment. */
+static bool create_private(const char *path)
+{
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		state_make_dirs(dir);
+	}
+	free(dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		return false;
+	}
+	fchmod(fd, 0600);
+	close(fd);
+	return true;
+}
+
+static bool exec_sql(struct store *s, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		set_error(s, "%s", msg ? msg : db_error(s));
+		sqlite3_free(msg);
+		return false;
+	}
+	return true;
+}
+
+static int user_version(struct store *s)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) ==
+			SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		v = sqlite3_column_int(st, 0);
+	}
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Runs the migration steps the file lacks, each in its transaction. */
+static bool migrate(struct store *s)
+{
+	int v = user_version(s);
+	if (v < 0) {
+		set_error(s, "%s", db_error(s));
+		return false;
+	}
+	if (v > SCHEMA_VERSION) {
+		free(s->error);
+		s->error = xasprintf("schema version %d is newer than this xmppd's "
+			"(%d)", v, SCHEMA_VERSION);
+		return false;
+	}
+	for (; v < SCHEMA_VERSION; v++) {
+		char *sql = xasprintf("BEGIN; %s PRAGMA user_version = %d; COMMIT;",
+			migrations[v], v + 1);
+		bool ok = exec_sql(s, sql);
+		free(sql);
+		if (!ok) {
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return false;
+		}
+		log_info("store: schema version %d", v + 1);
+	}
+	return true;
+}
+
+static bool prepare_all(struct store *s)
+{
+	for (int i = 0; i < NSTMTS; i++) {
+		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1,
+				SQLITE_PREPARE_PERSISTENT, &s->stmts[i], NULL) != SQLITE_OK) {
+			set_error(s, "%s", db_error(s));
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool open_db(struct store *s)
+{
+	if (!create_private(s->path)) {
+		free(s->error);
+		s->error = xasprintf("%s: %s", s->path, strerror(errno));
+		return false;
+	}
+	if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE |
+			SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		set_error(s, "%s", db_error(s));
+		return false;
+	}
+	sqlite3_busy_timeout(s->db, BUSY_MS);
+	sqlite3_extended_result_codes(s->db, 1);
+	/* A corrupt file fails here already: the journal mode is read
+	 * from its header. */
+	return exec_sql(s, "PRAGMA journal_mode = WAL;"
+			"PRAGMA synchronous = FULL;"
+			"PRAGMA foreign_keys = ON;") &&
+		exec_sql(s, "SELECT count(*) FROM sqlite_schema") &&
+		migrate(s) && prepare_all(s);
+}
+
+/* ---- meta ---- */
+
+static char *meta_get(struct store *s, const char *key)
+{
+	sqlite3_stmt *st = stmt(s, ST_META_GET);
+	bind_text(st, 1, key);
+	char *v = NULL;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		v = t ? xstrdup(t) : NULL;
+	}
+	sqlite3_reset(st);
+	return v;
+}
+
+static bool meta_set(struct store *s, const char *key, const char *value)
+{
+	sqlite3_stmt *st = stmt(s, ST_META_SET);
+	bind_text(st, 1, key);
+	bind_text(st, 2, value);
+	bool ok = sqlite3_step(st) == SQLITE_DONE;
+	sqlite3_reset(st);
+	return ok;
+}
+
+/* ---- the group commit ---- */
+
+static void begin(struct store *s);
+
+/* Commits the open transaction now; its waiters' outcome is decided
+ * (they are told at the end of the turn). */
+static void commit(struct store *s)
+{
+	if (!s->in_txn) {
+		return;
+	}
+	s->in_txn = false;
+	char *err = s->txn_error;
+	s->txn_error = NULL;
+	if (err == NULL) {
+		sqlite3_stmt *st = stmt(s, ST_COMMIT);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			err = xasprintf("commit failed: %s", db_error(s));
+		}
+		sqlite3_reset(st);
+	}
+	if (err != NULL) {
+		if (!sqlite3_get_autocommit(s->db)) {
+			sqlite3_stmt *st = stmt(s, ST_ROLLBACK);
+			sqlite3_step(st);
+			sqlite3_reset(st);
+		}
+		log_error("store: %s: %s; the turn's writes are rolled back",
+			s->path, err);
+		free(s->error);
+		s->error = xstrdup(err);
+	} else if (s->error != NULL && !s->open_failed) {
+		log_info("store: %s: commits work again", s->path);
+		free(s->error);
+		s->error = NULL;
+	}
+	for (size_t i = 0; i < s->nwaiters; i++) {
+		if (!s->waiters[i].decided) {
+			s->waiters[i].decided = true;
+			s->waiters[i].error = err ? xstrdup(err) : NULL;
+		}
+	}
+	free(err);
+}
+
+/* The end of the loop turn: commit, then tell everyone who waits. */
+static void committer_cb(uv_check_t *h)
+{
+	struct store *s = h->data;
+	commit(s);
+	struct waiter *w = s->waiters;
+	size_t n = s->nwaiters;
+	s->waiters = NULL;
+	s->nwaiters = s->waitcap = 0;
+	if (!s->stopping) {
+		uv_check_stop(&s->committer);
+	}
+	for (size_t i = 0; i < n; i++) {
+		w[i].cb(w[i].ud, w[i].error);
+		free(w[i].error);
+	}
+	free(w);
+}
+
+static void begin(struct store *s)
+{
+	if (s->in_txn) {
+		return;
+	}
+	sqlite3_stmt *st = stmt(s, ST_BEGIN);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	s->in_txn = true;
+	if (rc != SQLITE_DONE) {
+		free(s->txn_error);
+		s->txn_error = xasprintf("cannot begin a transaction: %s",
+			db_error(s));
+	}
+	if (!s->stopping) {
+		uv_check_start(&s->committer, committer_cb);
+	}
+}
+
+/* A write of the current transaction failed: it will be rolled back. */
+static void write_failed(struct store *s, const char *what)
+{
+	if (s->txn_error == NULL) {
+		s->txn_error = xasprintf("%s: %s", what, db_error(s));
+	}
+}
+
+void store_when_committed(struct store *s, store_done_cb cb, void *ud)
+{
+	s->waiters = xgrow(s->waiters, &s->waitcap, s->nwaiters + 1,
+		sizeof(*s->waiters));
+	s->waiters[s->nwaiters++] = (struct waiter){ .cb = cb, .ud = ud };
+	if (!s->stopping) {
+		uv_check_start(&s->committer, committer_cb);
+	}
+}
+
+/* ---- seq reservation ---- */
+
+/* Persists a new mark outside any group: what is pending commits first
+ * (its waiters are still told at the end of the turn). */
+static bool reserve(struct store *s, uint64_t upto)
+{
+	commit(s);
+	char v[32];
+	snprintf(v, sizeof(v), "%ju", (uintmax_t)upto);
+	if (!meta_set(s, "seq_reserved", v)) {
+		log_error("store: %s: cannot reserve event numbers: %s; after a "
+			"crash they could repeat", s->path, db_error(s));
+		return false;
+	}
+	s->seq_reserved = upto;
+	return true;
+}
+
+static void reserve_cb(void *ud, uint64_t last)
+{
+	struct store *s = ud;
+	if (reserve(s, last + SEQ_BLOCK)) {
+		events_set_limit(s->seq_reserved, reserve_cb, s);
+	} else {
+		events_set_limit(last + SEQ_BLOCK, reserve_cb, s);
+	}
+}
+
+static void start_seq(struct store *s)
+{
+	char *v = meta_get(s, "seq_reserved");
+	s->seq_start = v ? strtoull(v, NULL, 10) : 0;
+	free(v);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT max(seq) FROM messages", -1, &st,
+			NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t top = (uint64_t)sqlite3_column_int64(st, 0);
+		s->seq_start = top > s->seq_start ? top : s->seq_start;
+	}
+	sqlite3_finalize(st);
+	events_set_last_seq(s->seq_start);
+	reserve_cb(s, s->seq_start);
+}
+
+/* ---- retention ---- */
+
+static void prune(struct store *s)
+{
+	if (!usable(s) || s->retention_days == 0) {
+		return;
+	}
+	int64_t before = store_wall_ms() - (int64_t)s->retention_days * 86400 * 1000;
+	sqlite3_stmt *st = stmt(s, ST_PRUNE_MAX);
+	sqlite3_bind_int64(st, 1, before);
+	uint64_t top = 0;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		top = (uint64_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if (top == 0) {
+		return;
+	}
+	begin(s);
+	st = stmt(s, ST_PRUNE);
+	sqlite3_bind_int64(st, 1, before);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		write_failed(s, "pruning");
+	}
+	sqlite3_reset(st);
+	log_info("store: pruned %d messages older than %u days",
+		sqlite3_changes(s->db), s->retention_days);
+	char v[32];
+	snprintf(v, sizeof(v), "%ju", (uintmax_t)top);
+	if (store_pruned_upto(s) < top && !meta_set(s, "pruned_upto", v)) {
+		write_failed(s, "pruning");
+	}
+}
+
+static void pruner_cb(uv_timer_t *t)
+{
+	prune(t->data);
+}
+
+/* ---- open and close ---- */
+
+struct store *store_open(uv_loop_t *loop, const struct config *cfg,
+	const char *bare_jid)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
+	s->loop = loop;
+	s->enabled = cfg->store_enabled;
+	s->retention_days = cfg->store_retention;
+	uv_check_init(loop, &s->committer);
+	uv_timer_init(loop, &s->pruner);
+	s->committer.data = s->pruner.data = s;
+	s->handles = 2;
+	if (!s->enabled) {
+		log_info("store: disabled; messages are kept in memory only");
+		return s;
+	}
+	s->path = default_path(cfg, bare_jid);
+	if (s->path == NULL) {
+		s->error = xstrdup("no state directory (set HOME or [store] path)");
+	} else if (open_db(s)) {
+		log_info("store: %s", s->path);
+		start_seq(s);
+		prune(s);
+		uv_timer_start(&s->pruner, pruner_cb, PRUNE_MS, PRUNE_MS);
+		uv_unref((uv_handle_t *)&s->pruner);
+		return s;
+	}
+	s->open_failed = true;
+	log_error("store: cannot use %s: %s; sends are refused until it is "
+		"repaired or moved away", s->path ? s->path : "(none)", s->error);
+	for (int i = 0; i < NSTMTS; i++) {
+		sqlite3_finalize(s->stmts[i]);
+		s->stmts[i] = NULL;
+	}
+	sqlite3_close(s->db);
+	s->db = NULL;
+	return s;
+}
+
+static void store_free(struct store *s)
+{
+	free(s->path);
+	free(s->error);
+	free(s);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct store *s = h->data;
+	if (--s->handles == 0 && s->closed) {
+		store_free(s);
+	}
+}
+
+void store_stop(struct store *s)
+{
+	if (s == NULL || s->stopping) {
+		return;
+	}
+	s->stopping = true;
+	uv_close((uv_handle_t *)&s->committer, handle_closed);
+	uv_close((uv_handle_t *)&s->pruner, handle_closed);
+}
+
+void store_close(struct store *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	store_stop(s);
+	if (usable(s)) {
+		commit(s);
+		events_set_limit(0, NULL, NULL);
+	}
+	for (size_t i = 0; i < s->nwaiters; i++) {
+		s->waiters[i].cb(s->waiters[i].ud, s->waiters[i].error ?
+			s->waiters[i].error : "the daemon is stopping");
+		free(s->waiters[i].error);
+	}
+	free(s->waiters);
+	free(s->txn_error);
+	for (int i = 0; i < NSTMTS; i++) {
+		sqlite3_finalize(s->stmts[i]);
+	}
+	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK) {
+		log_warnx("store: %s: close: %s", s->path, db_error(s));
+	}
+	s->db = NULL;
+	s->closed = true;
+	if (s->handles == 0) {
+		store_free(s);
+	}
+}
+
+bool store_enabled(const struct store *s)
+{
+	return s->enabled;
+}
+
+const char *store_error(const struct store *s)
+{
+	return s->enabled ? s->error : NULL;
+}
+
+void store_status(const struct store *s, json_t *o)
+{
+	json_t *st = json_object();
+	json_object_set_new(st, "enabled", json_boolean(s->enabled));
+	if (s->path != NULL) {
+		json_object_set_new(st, "path", json_string(s->path));
+	}
+	if (s->enabled) {
+		json_object_set_new(st, "ok", json_boolean(s->error == NULL));
+	}
+	if (s->enabled && s->error != NULL) {
+		json_object_set_new(st, "error", json_string(s->error));
+	}
+	json_object_set_new(o, "store", st);
+}
+
+uint64_t store_seq_start(const struct store *s)
+{
+	return s->seq_start;
+}
+
+/* ---- outbox ---- */
+
+int64_t store_outbox_add(struct store *s, const char *msg_id, const char *to,
+	const char *stanza, int64_t accepted_ms)
+{
+	if (!usable(s)) {
+		return 0;
+	}
+	begin(s);
+	if (s->txn_error != NULL) {
+		return 0;
+	}
+	sqlite3_stmt *st = stmt(s, ST_OUTBOX_ADD);
+	bind_text(st, 1, msg_id);
+	bind_text(st, 2, to);
+	bind_text(st, 3, stanza);
+	sqlite3_bind_int64(st, 4, accepted_ms);
+	int64_t id = 0;
+	if (sqlite3_step(st) == SQLITE_DONE) {
+		id = sqlite3_last_insert_rowid(s->db);
+	} else {
+		write_failed(s, "outbox");
+	}
+	sqlite3_reset(st);
+	return id;
+}
+
+void store_outbox_remove(struct store *s, int64_t rowid)
+{
+	if (!usable(s) || rowid <= 0) {
+		return;
+	}
+	begin(s);
+	sqlite3_stmt *st = stmt(s, ST_OUTBOX_DEL);
+	sqlite3_bind_int64(st, 1, rowid);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		write_failed(s, "outbox removal");
+	}
+	sqlite3_reset(st);
+}
+
+void store_outbox_load(struct store *s, store_outbox_cb cb, void *ud)
+{
+	if (!usable(s)) {
+		return;
+	}
+	sqlite3_stmt *st = stmt(s, ST_OUTBOX_ALL);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		cb(ud, sqlite3_column_int64(st, 0),
+			(const char *)sqlite3_column_text(st, 1),
+			(const char *)sqlite3_column_text(st, 2),
+			(const char *)sqlite3_column_text(st, 3),
+			sqlite3_column_int64(st, 4));
+	}
+	sqlite3_reset(st);
+}
+
+/* ---- meta, for others ---- */
+
+char *store_meta_get(struct store *s, const char *key)
+{
+	return usable(s) ? meta_get(s, key) : NULL;
+}
+
+bool store_meta_set(struct store *s, const char *key, const char *value)
+{
+	if (!usable(s)) {
+		return false;
+	}
+	begin(s);
+	if (!meta_set(s, key, value)) {
+		write_failed(s, key);
+		return false;
+	}
+	return true;
+}
+
+uint64_t store_pruned_upto(struct store *s)
+{
+	char *v = store_meta_get(s, "pruned_upto");
+	uint64_t n = v ? strtoull(v, NULL, 10) : 0;
+	free(v);
+	return n;
+}
+
+/* ---- the message log ---- */
+
+bool store_log_message(struct store *s, const struct store_msg *m)
+{
+	if (!usable(s)) {
+		return false;
+	}
+	begin(s);
+	sqlite3_stmt *st = stmt(s, ST_LOG_ADD);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)m->seq);
+	sqlite3_bind_int(st, 2, m->outbound);
+	bind_text(st, 3, m->sender);
+	bind_text(st, 4, m->peer);
+	bind_text(st, 5, m->type);
+	bind_text(st, 6, m->stanza_id);
+	bind_text(st, 7, m->origin_key);
+	bind_text(st, 8, m->msg_id);
+	sqlite3_bind_int64(st, 9, store_wall_ms());
+	bind_text(st, 10, m->event);
+	bool ok = sqlite3_step(st) == SQLITE_DONE;
+	if (!ok) {
+		write_failed(s, "message log");
+	}
+	sqlite3_reset(st);
+	return ok;
+}
+
+static bool known(struct store *s, enum stmt which, const char *key)
+{
+	if (key == NULL || key[0] == '\0') {
+		return false;
+	}
+	sqlite3_stmt *st = stmt(s, which);
+	bind_text(st, 1, key);
+	bool found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	return found;
+}
+
+bool store_message_known(struct store *s, const char *stanza_id,
+	const char *origin_key)
+{
+	if (!usable(s)) {
+		return false;
+	}
+	return known(s, ST_KNOWN_SID, stanza_id) ||
+		known(s, ST_KNOWN_ORIGIN, origin_key);
+}
+
+static char *query_sql(const struct store_query *q)
+{
+	return xasprintf("SELECT seq, outbound, event FROM messages WHERE seq > ?1"
+		"%s%s%s%s ORDER BY seq %s LIMIT ?5",
+		q->upto ? " AND seq <= ?2" : "",
+		q->sender ? " AND sender = ?3" : "",
+		q->peer ? " AND peer = ?4" : "",
+		q->inbound_only ? " AND outbound = 0" : "",
+		q->newest ? "DESC" : "ASC");
+}
+
+int store_log_read(struct store *s, const struct store_query *q,
+	store_row_cb cb, void *ud)
+{
+	if (!usable(s)) {
+		return -1;
+	}
+	char *sql = query_sql(q);
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	free(sql);
+	if (rc != SQLITE_OK) {
+		log_warnx("store: query: %s", db_error(s));
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)q->after);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)q->upto);
+	bind_text(st, 3, q->sender);
+	bind_text(st, 4, q->peer);
+	sqlite3_bind_int64(st, 5, q->max ? (sqlite3_int64)q->max : -1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *ev = (const char *)sqlite3_column_text(st, 2);
+		size_t len = (size_t)sqlite3_column_bytes(st, 2);
+		if (!cb(ud, (uint64_t)sqlite3_column_int64(st, 0),
+				sqlite3_column_int(st, 1) != 0, ev ? ev : "{}",
+				ev ? len : 2)) {
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}

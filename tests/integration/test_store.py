@@ -1,0 +1,152 @@
+"""The durable store (SQLite): a send answered ok survives kill -9 of
+the daemon and reaches the peer exactly once; the message log replays
+what a subscriber missed (subscribe with since), also across a restart;
+a corrupt database is reported and sends are refused with the reason,
+while the daemon stays up."""
+
+import json
+import os
+import signal
+import socket
+import stat
+import threading
+import time
+
+import fixtures as F
+from fixtures import check, wait_until
+
+N = 1000
+
+
+def message_from(jid, body=None):
+	def pred(e):
+		return (e.get("event") == "message"
+			and e.get("from", "").split("/")[0] == jid
+			and (body is None or e.get("body") == body))
+	return pred
+
+
+def db_path(x):
+	return os.path.join(x.dir, ".local", "state", "xmppd",
+		x.account.jid + ".db")
+
+
+class Pusher:
+	"""Writes n send requests through alice's socket as fast as it can
+	(one writer thread) while reading the replies; keeps the bodies
+	answered ok. The socket breaking (the daemon killed) ends both."""
+
+	def __init__(self, path, to, n, prefix):
+		self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+		self.sock.connect(path)
+		self.reader = F.LineReader(self.sock.fileno())
+		self.reader.readline(5)  # hello
+		self.to, self.n, self.prefix = to, n, prefix
+		self.ok = []
+		self.refused = []
+		self.lock = threading.Lock()
+		self.writer = threading.Thread(target=self._write, daemon=True)
+
+	def body(self, i):
+		return "%s %04d" % (self.prefix, i)
+
+	def start(self):
+		self.writer.start()
+		return self
+
+	def _write(self):
+		try:
+			for i in range(self.n):
+				req = {"cmd": "send", "id": i, "to": self.to,
+					"body": self.body(i)}
+				self.sock.sendall((json.dumps(req) + "\n").encode())
+		except OSError:
+			pass
+
+	def read_all(self, timeout=60):
+		"""Replies until all n came or the socket closed."""
+		deadline = time.monotonic() + timeout
+		while len(self.ok) + len(self.refused) < self.n:
+			try:
+				line = self.reader.readline(max(0.1, deadline -
+					time.monotonic()))
+			except F.ReadTimeout:
+				raise F.TestFailure("replies stopped after %d"
+					% len(self.ok))
+			except OSError:
+				return
+			if line is None:
+				return
+			r = json.loads(line)
+			if "id" not in r:
+				continue
+			with self.lock:
+				(self.ok if r.get("ok") else self.refused).append(r)
+
+	def count(self):
+		with self.lock:
+			return len(self.ok)
+
+
+def test_kill9_loses_nothing_accepted(ctx):
+	a, b = ctx.account("alice"), ctx.account("bob")
+	bx, bc = ctx.online(b, events=("message", "state"))
+	ax, ac = ctx.online(a, conf={"delivery": {"queue": 2 * N}},
+		events=("state",))
+	mode = stat.S_IMODE(os.stat(db_path(ax)).st_mode)
+	check(mode == 0o600, "database mode %o, not 600" % mode)
+	st = ac.ok("status")["store"]
+	check(st.get("ok") is True and st.get("path") == db_path(ax),
+		"store status %r" % st)
+	p = Pusher(ax.socket, b.jid, N, "crash").start()
+	reader = threading.Thread(target=p.read_all, daemon=True)
+	reader.start()
+	wait_until(lambda: p.count() >= N // 3, 60, 0.005, "a third accepted")
+	os.kill(ax.proc.pid, signal.SIGKILL)
+	ax.proc.wait(10)
+	reader.join(10)
+	accepted = {r["id"] for r in p.ok}
+	check(len(accepted) >= N // 3 and not p.refused,
+		"accepted %d, refused %r" % (len(accepted), p.refused[:3]))
+	ac.close()
+	# Started again: the outbox comes back from the store and goes out.
+	ax.start()
+	c = ax.client()
+	c.ok("subscribe", events=["state"])
+	check(c.wait_state(("online",), 20)["state"] == "online", "not online")
+	marker = "after the crash"
+	c.ok("send", to=b.jid, body=marker)
+	bc.wait_event(message_from(a.jid, marker), 60, "the marker at bob")
+	got = [e["body"] for e in bc.events if message_from(a.jid)(e)]
+	counts = {}
+	for body in got:
+		counts[body] = counts.get(body, 0) + 1
+	missing = [i for i in sorted(accepted) if p.body(i) not in counts]
+	dups = [body for body, n in counts.items() if n > 1]
+	check(not missing, "%d accepted messages lost, e.g. %r" % (len(missing),
+		[p.body(i) for i in missing[:5]]))
+	check(not dups, "delivered twice: %r" % dups[:5])
+	check("messages in the outbox from before" in ax.log_text(),
+		"the restarted daemon found no outbox: the test proved nothing")
+
+
+def test_corrupt_database(ctx):
+	a, b = ctx.account("alice"), ctx.account("bob")
+	ax = ctx.xmppd(a, start=False)
+	path = db_path(ax)
+	os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+	with open(path, "wb") as f:
+		f.write(b"this is not a database " * 4096)
+	ax.start()
+	c = ax.client()
+	c.ok("subscribe", events=["state"])
+	st = c.ok("status")
+	check(st["store"].get("ok") is False and st["store"].get("error"),
+		"status does not report the broken store: %r" % st["store"])
+	r = c.request("send", to=b.jid, body="into a broken store")
+	check(not r["ok"] and r["error"]["condition"] == "internal-server-error"
+		and "store" in r["error"]["text"], "send not refused: %r" % r)
+	check(c.wait_state(("online",), 20)["state"] == "online",
+		"the daemon does not carry on")
+	check(ax.running(), "xmppd died")
+	check("store: cannot use" in ax.log_text(), "no clear log error")
