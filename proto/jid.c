@@ -494,12 +494,81 @@ static const char *local_error(struct ustr *u)
 	return NULL;
 }
 
+/*
+ * Fast paths: nearly every JID on the wire is printable ASCII, for which
+ * the PRECIS profiles reduce to a character check (and lower case for the
+ * localpart), and a lower-case LDH domain is its own IDNA2008 form. They
+ * give exactly what the full preparation gives, or decline (NULL) and
+ * leave the input to it; tests/test-jid.c compares the two.
+ */
+static char *ascii_local(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x21 || s[i] > 0x7e || strchr("\"&'/:<>@", s[i]) != NULL) {
+			return NULL;
+		}
+	}
+	char *out = xstrndup(s, n);
+	for (size_t i = 0; i < n; i++) {
+		if (out[i] >= 'A' && out[i] <= 'Z') {
+			out[i] = (char)(out[i] - 'A' + 'a');
+		}
+	}
+	return out;
+}
+
+static char *ascii_resource(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x20 || s[i] > 0x7e) {
+			return NULL;
+		}
+	}
+	return xstrndup(s, n);
+}
+
+/* Plain LDH labels: a-z, 0-9, inner hyphens, no "--" (so no A-label). */
+static bool ascii_label(const char *s, size_t n)
+{
+	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-') {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool ldh = (s[i] >= 'a' && s[i] <= 'z') ||
+			(s[i] >= '0' && s[i] <= '9') || s[i] == '-';
+		if (!ldh || (s[i] == '-' && s[i + 1] == '-')) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static char *ascii_domain(const char *s, size_t n)
+{
+	if (n > 0 && s[n - 1] == '.') {
+		n--;
+	}
+	size_t start = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n || s[i] == '.') {
+			if (!ascii_label(s + start, i - start)) {
+				return NULL;
+			}
+			start = i + 1;
+		}
+	}
+	return xstrndup(s, n);
+}
+
 /* UsernameCaseMapped (RFC 8265 3.3) plus RFC 7622's forbidden characters. */
 static bool prep_local(const char *s, size_t n, char **out, const char **err)
 {
 	struct ustr u = { 0 };
 	bool ok;
 
+	if (n > 0 && n <= JID_PART_MAX && (*out = ascii_local(s, n)) != NULL) {
+		return true;
+	}
 	if (n == 0) {
 		*err = "empty localpart";
 		return false;
@@ -522,6 +591,9 @@ static bool prep_resource(const char *s, size_t n, char **out,
 	struct ustr u = { 0 };
 	bool ok = false;
 
+	if (n > 0 && n <= JID_PART_MAX && (*out = ascii_resource(s, n)) != NULL) {
+		return true;
+	}
 	if (n == 0) {
 		*err = "empty resourcepart";
 		return false;
@@ -637,6 +709,9 @@ static bool prep_domain(const char *s, size_t n, char **out, const char **err)
 	}
 	if (s[0] == '[') {
 		return prep_ip6(s, n, out, err);
+	}
+	if (n <= 253 && (*out = ascii_domain(s, n)) != NULL) {
+		return true;
 	}
 	char *name = xstrndup(s, n);
 	char *u = domain_to_unicode(name);

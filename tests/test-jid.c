@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -538,4 +539,67 @@ Test(jid, failed_parse_leaves_jid_empty)
 {
 	must_fail("juliet@example.com/\x01");
 	must_fail("juliet@exa mple.com");
+}
+
+static void lower(char *s)
+{
+	for (; s != NULL && *s != '\0'; s++) {
+		*s = (char)tolower((unsigned char)*s);
+	}
+}
+
+/* jid_prep(fmt with c), NULL when refused. */
+static char *prep_with(const char *fmt, int c)
+{
+	char in[64];
+	snprintf(in, sizeof(in), fmt, c);
+	return jid_prep(in, false, NULL);
+}
+
+static void expect_same(char *fast, char *slow, const char *what, int c)
+{
+	cr_expect(eq(int, fast == NULL, slow == NULL), "%s %#x: %s vs %s",
+		what, c, fast ? fast : "refused", slow ? slow : "refused");
+	if (fast != NULL && slow != NULL) {
+		cr_expect(eq(str, fast, slow), "%s %#x", what, c);
+	}
+	free(fast);
+	free(slow);
+}
+
+/* The ASCII fast paths agree with the full preparation: an e-acute
+ * (localpart, resourcepart) or an upper-case letter (domainpart) sends
+ * the same text through the slow path. */
+Test(jid, ascii_fast_paths_match_full_preparation)
+{
+	for (int c = 0x20; c < 0x7f; c++) {
+		char *slow = prep_with("a%cB\xc3\xa9@x.example", c);
+		if (slow != NULL) {
+			strcpy(slow + 3, "@x.example");	/* drop the e-acute */
+		}
+		expect_same(prep_with("a%cB@x.example", c), slow, "local", c);
+		char *fast = prep_with("a@example.com/r%cs", c);
+		char *with_e = prep_with("a@example.com/r%cs\xc3\xa9", c);
+		if (with_e != NULL) {
+			with_e[strlen(with_e) - 2] = '\0';
+		}
+		expect_same(fast, with_e, "resource", c);
+		slow = prep_with("a%cB.example", c);
+		lower(slow);
+		expect_same(prep_with("a%cb.example", c), slow, "domain", c);
+	}
+	static const char *const domains[] = {
+		"-a.example", "a-.example", "ab--cd.example", "xn--bcher-kva.example",
+		"a..example", "example.", "1.2.3.4", "a-b.c-d.example",
+	};
+	for (size_t i = 0; i < sizeof(domains) / sizeof(domains[0]); i++) {
+		char upper[64];
+		snprintf(upper, sizeof(upper), "%s", domains[i]);
+		for (char *p = upper; *p != '\0'; p++) {
+			*p = (char)toupper((unsigned char)*p);
+		}
+		char *slow = jid_prep(upper, false, NULL);
+		lower(slow);
+		expect_same(jid_prep(domains[i], false, NULL), slow, domains[i], 0);
+	}
 }
