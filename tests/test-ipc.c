@@ -28,6 +28,7 @@
 #include "daemon/xmppd.h"
 #include "ipc/client.h"
 #include "ipc/ipc.h"
+#include "ipc/json.h"
 #include "proto/alloc.h"
 #include "proto/buf.h"
 #include "proto/ns.h"
@@ -1576,4 +1577,51 @@ Test(ipc, pauses_accepting_when_out_of_descriptors)
 	json_t *g = tc_json(t);
 	cr_assert(eq(str, (char *)jstr(g, "event"), "hello"));
 	json_decref(g);
+}
+
+/* ipc_json_encode writes what jansson's compact dump writes. */
+static void encode_like_jansson(json_t *v)
+{
+	struct buf b;
+	buf_init(&b);
+	char *want = json_dumps(v, JSON_COMPACT);
+	bool ok = ipc_json_encode(v, &b);
+	cr_assert(eq(int, ok, want != NULL), "%s", want ? want : "(fails)");
+	if (want != NULL) {
+		cr_assert(eq(sz, b.len, strlen(want) + 1));
+		cr_assert(eq(int, memcmp(b.data, want, b.len - 1), 0),
+			"%s vs %s", b.data, want);
+		cr_assert(eq(chr, b.data[b.len - 1], '\n'));
+	} else {
+		cr_assert(eq(sz, b.len, 0));
+	}
+	free(want);
+	buf_finish(&b);
+	json_decref(v);
+}
+
+Test(ipc_json, encodes_like_jansson)
+{
+	encode_like_jansson(json_pack("{s:s,s:I,s:b,s:b,s:n,s:f,s:[i,s,{}],s:{}}",
+		"event", "message", "seq", (json_int_t)-1234567890123,
+		"t", 1, "f", 0, "n", "r", 1.5, "a", 7, "x/y", "o", "e"));
+	char all[128];
+	for (int i = 0; i < 127; i++) {
+		all[i] = (char)(i + 1);
+	}
+	all[127] = '\0';
+	encode_like_jansson(json_pack("{s:s}", all, all));
+	encode_like_jansson(json_pack("{s:s%}", "nul", "a\0b\"\\", (size_t)5));
+	encode_like_jansson(json_pack("{s:s}", "utf8",
+		"caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80 \xe2\x82\xac"));
+	encode_like_jansson(json_pack("[s,[[[]]],{s:{s:[]}}]", "", "k", "k2"));
+	/* Invalid UTF-8 fails in both (json_stringn_nocheck skips the check
+	 * that json_string makes). */
+	json_t *bad = json_object();
+	json_object_set_new(bad, "s", json_stringn_nocheck("a\xc3", 2));
+	encode_like_jansson(bad);
+	bad = json_object();
+	json_object_set_new(bad, "s", json_stringn_nocheck("\xed\xa0\x80", 3));
+	encode_like_jansson(bad);
+	encode_like_jansson(json_string("top-level strings are refused"));
 }
