@@ -173,6 +173,23 @@ static bool put_string(struct buf *out, const char *s, size_t len)
 
 static bool put_value(struct buf *out, const json_t *v, int depth);
 
+/* Decimal, as "%lld" writes it (every event has a seq). */
+static void put_integer(struct buf *out, json_int_t v)
+{
+	char tmp[24];
+	char *p = tmp + sizeof(tmp);
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v
+		: (unsigned long long)v;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0) {
+		*--p = '-';
+	}
+	buf_append(out, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
 static bool put_object(struct buf *out, const json_t *obj, int depth)
 {
 	bool first = true;
@@ -224,7 +241,7 @@ static bool put_value(struct buf *out, const json_t *v, int depth)
 	case JSON_STRING:
 		return put_string(out, json_string_value(v), json_string_length(v));
 	case JSON_INTEGER:
-		buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		put_integer(out, json_integer_value(v));
 		return true;
 	case JSON_TRUE:
 		buf_puts(out, "true");

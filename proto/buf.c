@@ -27,9 +27,12 @@ void buf_reset(struct buf *b)
 	}
 }
 
+/* A first allocation of 128 bytes: most buffers hold a line or a stanza,
+ * and growing from 8 costs a realloc per doubling. */
 static void reserve(struct buf *b, size_t extra)
 {
-	b->data = xgrow(b->data, &b->cap, b->len + extra + 1, 1);
+	size_t min = b->len + extra + 1;
+	b->data = xgrow(b->data, &b->cap, b->cap == 0 && min < 128 ? 128 : min, 1);
 }
 
 void buf_append(struct buf *b, const void *data, size_t len)

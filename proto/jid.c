@@ -792,20 +792,41 @@ void jid_copy(struct jid *dst, const struct jid *src)
 	dst->resource = dup_or_null(src->resource);
 }
 
+/* Joins local@domain/resource, the parts present only (no printf: this
+ * runs for several JIDs of every stanza). */
+static char *join(const struct jid *j, bool resource)
+{
+	size_t l = j->local != NULL ? strlen(j->local) : 0;
+	size_t d = strlen(j->domain);
+	size_t r = resource && j->resource != NULL ? strlen(j->resource) : 0;
+	char *out = xmalloc(l + d + r + 3);
+	char *p = out;
+	if (j->local != NULL) {
+		memcpy(p, j->local, l);
+		p += l;
+		*p++ = '@';
+	}
+	memcpy(p, j->domain, d);
+	p += d;
+	if (resource && j->resource != NULL) {
+		*p++ = '/';
+		memcpy(p, j->resource, r);
+		p += r;
+	}
+	*p = '\0';
+	return out;
+}
+
 /* The full canonical form, parts present only; the caller frees it. */
 char *jid_to_string(const struct jid *j)
 {
-	return xasprintf("%s%s%s%s%s", j->local != NULL ? j->local : "",
-		j->local != NULL ? "@" : "", j->domain,
-		j->resource != NULL ? "/" : "",
-		j->resource != NULL ? j->resource : "");
+	return join(j, true);
 }
 
 /* The canonical form without resourcepart; the caller frees it. */
 char *jid_bare_string(const struct jid *j)
 {
-	return xasprintf("%s%s%s", j->local != NULL ? j->local : "",
-		j->local != NULL ? "@" : "", j->domain);
+	return join(j, false);
 }
 
 static bool part_equal(const char *a, const char *b)

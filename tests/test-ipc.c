@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1605,6 +1606,8 @@ Test(ipc_json, encodes_like_jansson)
 	encode_like_jansson(json_pack("{s:s,s:I,s:b,s:b,s:n,s:f,s:[i,s,{}],s:{}}",
 		"event", "message", "seq", (json_int_t)-1234567890123,
 		"t", 1, "f", 0, "n", "r", 1.5, "a", 7, "x/y", "o", "e"));
+	encode_like_jansson(json_pack("[I,I,I,I]", (json_int_t)0,
+		(json_int_t)LLONG_MIN, (json_int_t)LLONG_MAX, (json_int_t)-7));
 	char all[128];
 	for (int i = 0; i < 127; i++) {
 		all[i] = (char)(i + 1);
