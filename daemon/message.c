@@ -329,10 +329,31 @@ static bool seen_sender_id(struct xmppd *x, const struct xml *stanza)
 	return dup;
 }
 
+/* The sender key of the message log: "BARE o ID" (origin-id) or
+ * "BARE i ID" (the stanza's id), as seen_sender_id uses (a bare JID
+ * holds no space); NULL when there is neither. Caller frees. */
+static char *origin_key(const struct xml *stanza)
+{
+	const struct xml *origin = xml_child(stanza, "origin-id", NS_SID);
+	const char *id = origin ? xml_attr(origin, "id") : xml_attr(stanza, "id");
+	const char *from = xml_attr(stanza, "from");
+	if (id == NULL || id[0] == '\0' || from == NULL) {
+		return NULL;
+	}
+	char *bare = jid_prep(from, true, NULL);
+	if (bare == NULL) {
+		return NULL;
+	}
+	char *key = xasprintf("%s %s %s", bare, origin ? "o" : "i", id);
+	free(bare);
+	return key;
+}
+
 /* The id our own archive gave the message (XEP-0359 stanza-id, or the
  * MAM result id) is a second key: it recognises a message that comes
  * again from the archive, whatever its sender put in it. Both keys are
- * always added, so either recognises it later. */
+ * always added, so either recognises it later. Past the memory of this
+ * run, the message log remembers them (a restart, then the catch-up). */
 static bool seen_before(struct xmppd *x, const struct xml *stanza,
 	const char *archive_id)
 {
@@ -342,6 +363,11 @@ static bool seen_before(struct xmppd *x, const struct xml *stanza,
 		size_t len = 2 + strlen(archive_id);
 		dup = !dedup_add(&x->seen, key, len) || dup;
 		free(key);
+	}
+	if (!dup && store_enabled(x->store)) {
+		char *okey = origin_key(stanza);
+		dup = store_message_known(x->store, archive_id, okey);
+		free(okey);
 	}
 	return dup;
 }
@@ -552,10 +578,56 @@ static json_t *message_json(struct xmppd *x, const struct xml *m,
 	return ev;
 }
 
+/* Writes a published message event to the log (its line as
+ * subscribers got it), in the turn's transaction. */
+static void log_inbound(struct xmppd *x, const struct xml *m,
+	const char *type, uint64_t seq, json_t *ev)
+{
+	json_t *line = json_object();
+	json_object_set_new(line, "event", json_string("message"));
+	json_object_set_new(line, "seq", json_integer((json_int_t)seq));
+	json_object_update(line, ev);
+	char *text = json_dumps(line, JSON_COMPACT);
+	json_decref(line);
+	const char *from = xml_attr(m, "from");
+	const char *to = xml_attr(m, "to");
+	char *sender = from ? jid_prep(from, true, NULL) : NULL;
+	char *peer = NULL;
+	if (sender != NULL && strcmp(sender, x->bare_jid) == 0 && to != NULL) {
+		peer = jid_prep(to, true, NULL);
+	}
+	char *okey = origin_key(m);
+	struct store_msg sm = {
+		.seq = seq,
+		.sender = sender,
+		.peer = peer ? peer : sender,
+		.type = type,
+		.stanza_id = json_string_value(json_object_get(ev, "stanza_id")),
+		.origin_key = okey,
+		.msg_id = xml_attr(m, "id"),
+		.event = text,
+	};
+	if (text != NULL) {
+		store_log_message(x->store, &sm);
+	}
+	free(okey);
+	free(peer);
+	free(sender);
+	free(text);
+}
+
 static void publish_message(struct xmppd *x, const struct xml *m,
 	const char *type, const struct inbound *in)
 {
-	events_publish("message", message_json(x, m, type, in));
+	json_t *ev = message_json(x, m, type, in);
+	if (!store_enabled(x->store)) {
+		events_publish("message", ev);
+		return;
+	}
+	json_incref(ev);
+	uint64_t seq = events_publish("message", ev);
+	log_inbound(x, m, type, seq, ev);
+	json_decref(ev);
 }
 
 /* An archived message: a "message" event at most, once. */

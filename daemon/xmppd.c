@@ -438,3 +438,28 @@ int xmppd_send_raw(struct xmppd *x, const char *text, struct xerr *e)
 	xml_free(st);
 	return rc;
 }
+
+int xmppd_log_read(struct xmppd *x, const struct xmppd_log_query *q,
+	xmppd_log_cb cb, void *ud, struct xerr *e)
+{
+	if (!store_enabled(x->store)) {
+		return xerr_set(e, "service-unavailable",
+			"there is no message log ([store] enabled = no)");
+	}
+	const char *why = store_error(x->store);
+	struct store_query sq = {
+		.after = q->after, .upto = q->upto, .sender = q->sender,
+		.peer = q->peer, .inbound_only = q->inbound_only,
+		.newest = q->newest, .max = q->max,
+	};
+	if (store_log_read(x->store, &sq, cb, ud) < 0) {
+		return xerr_set(e, "internal-server-error",
+			"the message log cannot be read: %s", why ? why : "error");
+	}
+	return 0;
+}
+
+uint64_t xmppd_log_pruned(struct xmppd *x)
+{
+	return store_enabled(x->store) ? store_pruned_upto(x->store) : 0;
+}

@@ -98,6 +98,29 @@ typedef void (*message_done_cb)(void *ud, const char *error);
 int message_send(struct xmppd *x, const struct message_args *m,
 	char **msg_id, message_done_cb done, void *ud, struct xerr *e);
 
+/* A query of the message log (daemon/store.c): messages with seq in
+ * (after, upto] (upto 0: no bound), from sender or with peer (bare
+ * JIDs, or NULL), inbound only (the ones published as events), oldest
+ * first or newest first, at most max (0: no limit). */
+struct xmppd_log_query {
+	uint64_t after;
+	uint64_t upto;
+	const char *sender;
+	const char *peer;
+	bool inbound_only;
+	bool newest;
+	unsigned max;
+};
+/* One message read back: its seq, whether we sent it, its event line
+ * (JSON, borrowed for the call). Returns false to stop. */
+typedef bool (*xmppd_log_cb)(void *ud, uint64_t seq, bool outbound,
+	const char *line, size_t len);
+/* Runs q; -1 with e when there is no usable message log. */
+int xmppd_log_read(struct xmppd *x, const struct xmppd_log_query *q,
+	xmppd_log_cb cb, void *ud, struct xerr *e);
+/* The highest seq retention has pruned from the log (0: none). */
+uint64_t xmppd_log_pruned(struct xmppd *x);
+
 /* Own presence. show NULL means available; priority is used only when
  * has_priority. With to set, a directed presence to that JID only, and
  * type may be "unavailable" (NULL otherwise). */

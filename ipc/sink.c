@@ -4,6 +4,7 @@
 
 #include "daemon/events.h"
 #include "daemon/log.h"
+#include "daemon/xmppd.h"
 #include "ipc/client.h"
 #include "ipc/json.h"
 #include "ipc/sink.h"
@@ -255,16 +256,102 @@ bool sink_parse_events(const json_t *v, uint32_t *mask, char *err, size_t errlen
 	return true;
 }
 
+/* Lines read back from the message log, newest first. */
+struct log_lines {
+	char **lines;
+	size_t *lens;
+	uint64_t *seqs;
+	size_t n, cap, cap2, cap3;
+	size_t used;
+	size_t budget;
+	bool truncated;
+};
+
+static bool collect_cb(void *ud, uint64_t seq, bool outbound,
+	const char *line, size_t len)
+{
+	struct log_lines *l = ud;
+	if (l->used + len + 1 > l->budget) {
+		l->truncated = true;
+		return false;
+	}
+	l->lines = xgrow(l->lines, &l->cap, l->n + 1, sizeof(*l->lines));
+	l->lens = xgrow(l->lens, &l->cap2, l->n + 1, sizeof(*l->lens));
+	l->seqs = xgrow(l->seqs, &l->cap3, l->n + 1, sizeof(*l->seqs));
+	char *copy = xmalloc(len + 1);
+	memcpy(copy, line, len);
+	copy[len] = '\n';
+	l->lines[l->n] = copy;
+	l->lens[l->n] = len + 1;
+	l->seqs[l->n] = seq;
+	l->n++;
+	l->used += len + 1;
+	return true;
+}
+
+/* What the ring's replay and the client's queue leave of its output
+ * bound, less a margin for the reply and live events. */
+static size_t log_budget(const struct ipc *ipc, const struct ipc_client *c)
+{
+	size_t taken = ipc->sink.bytes + c->out.len + 64 * 1024;
+	return ipc->max_output > taken ? ipc->max_output - taken : 0;
+}
+
+/*
+ * The message events after since that the ring no longer holds come
+ * from the durable message log: newest first up to the client's output
+ * budget, then written oldest first. *gap is set when some of what the
+ * client subscribed to is gone after all: other kinds of events (only
+ * the ring keeps those), messages the log pruned, more than the budget
+ * (*oldest then says where the replay starts), or no log.
+ */
+static void replay_log(struct ipc *ipc, struct ipc_client *c, uint64_t since,
+	bool *gap, uint64_t *oldest)
+{
+	uint32_t msg = event_bit("message");
+	uint32_t kept = ALL_EVENTS & ~msg & ~event_bit(not_retained) &
+		~event_bit(live_only);
+	*gap = (c->events & kept) != 0 || (c->events & msg) == 0;
+	if ((c->events & msg) == 0) {
+		return;
+	}
+	*gap = *gap || xmppd_log_pruned(ipc->x) > since;
+	struct log_lines l = { .budget = log_budget(ipc, c) };
+	struct xmppd_log_query q = {
+		.after = since, .upto = ipc->sink.dropped_upto, .sender = c->from,
+		.inbound_only = true, .newest = true,
+	};
+	struct xerr e = { 0 };
+	if (xmppd_log_read(ipc->x, &q, collect_cb, &l, &e) < 0) {
+		*gap = true;
+	} else if (l.truncated) {
+		*gap = true;
+		*oldest = l.n > 0 ? l.seqs[l.n - 1] : *oldest;
+	}
+	log_debug("ipc client %lu: %zu messages replayed from the message log%s",
+		c->id, l.n, l.truncated ? " (truncated)" : "");
+	for (size_t i = l.n; i-- > 0;) {
+		ipc_client_write(c, l.lines[i], l.lens[i]);
+		free(l.lines[i]);
+	}
+	free(l.lines);
+	free(l.lens);
+	free(l.seqs);
+}
+
 void sink_replay(struct ipc *ipc, struct ipc_client *c, uint64_t since,
 	bool *gap, uint64_t *oldest)
 {
 	struct sink *s = &ipc->sink;
+	*gap = false;
+	*oldest = s->count > 0 ? s->ring[s->head].seq : events_last_seq() + 1;
+	if (since < s->dropped_upto) {
+		replay_log(ipc, c, since, gap, oldest);
+	}
 	for (size_t i = 0; i < s->count; i++) {
 		struct sink_entry *e = &s->ring[(s->head + i) % s->max_events];
 		if (e->seq > since && matches(c, e)) {
 			ipc_client_write(c, e->line, e->len);
 		}
 	}
-	*gap = since < s->dropped_upto;
-	*oldest = s->count > 0 ? s->ring[s->head].seq : events_last_seq() + 1;
 }

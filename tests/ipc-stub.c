@@ -402,3 +402,14 @@ json_t *presence_table_json(const struct xmppd *x, const char *bare)
 {
 	return json_array();
 }
+
+int xmppd_log_read(struct xmppd *x, const struct xmppd_log_query *q,
+	xmppd_log_cb cb, void *ud, struct xerr *e)
+{
+	return xerr_set(e, "service-unavailable", "the stub has no log");
+}
+
+uint64_t xmppd_log_pruned(struct xmppd *x)
+{
+	return 0;
+}
