@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proto/alloc.h"
 #include "proto/buf.h"
@@ -230,6 +231,56 @@ static bool is_sasl_payload(const struct xml *x)
 	return false;
 }
 
+/* An element without a namespace of its own is in its parent's. */
+static const char *ns_of(const struct xml *x)
+{
+	while (x->ns == NULL && x->parent != NULL) {
+		x = x->parent;
+	}
+	return x->ns;
+}
+
+/* A XEP-0363 put header that carries a credential (an upload slot's
+ * Authorization or Cookie). */
+static bool is_secret_header(const struct xml *x)
+{
+	const char *ns = ns_of(x);
+	const char *name = xml_attr(x, "name");
+	return strcmp(x->name, "header") == 0 && ns != NULL &&
+		strcmp(ns, NS_HTTP_UPLOAD) == 0 && name != NULL &&
+		(strcasecmp(name, "Authorization") == 0 ||
+		strcasecmp(name, "Cookie") == 0);
+}
+
+static bool has_secret_header(const struct xml *x)
+{
+	for (const struct xml *c = xml_first_element(x); c != NULL;
+			c = xml_next_element(c)) {
+		if (is_secret_header(c) || has_secret_header(c)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Replaces the value of every secret header below x with [redacted]. */
+static void redact_headers(struct xml *x)
+{
+	for (struct xml *c = xml_first_element(x); c != NULL;
+			c = xml_next_element(c)) {
+		if (!is_secret_header(c)) {
+			redact_headers(c);
+			continue;
+		}
+		while (c->children != NULL) {
+			struct xml *t = c->children;
+			xml_unlink(t);
+			xml_free(t);
+		}
+		xml_add_text(c, "[redacted]", 10);
+	}
+}
+
 static void trace_in(struct stream *s, const struct xml *x)
 {
 	if (s->cb->trace == NULL) {
@@ -242,6 +293,10 @@ static void trace_in(struct stream *s, const struct xml *x)
 			xml_set_attr(shown, x->attrs[i].name, x->attrs[i].value);
 		}
 		xml_add_text(shown, "[redacted]", 10);
+		x = shown;
+	} else if (has_secret_header(x)) {
+		shown = xml_copy(x);
+		redact_headers(shown);
 		x = shown;
 	}
 	struct buf b;

@@ -776,6 +776,7 @@ static const char *const transcripts[] = {
 	"stream-no-mechanisms.txt",
 	"stream-reentrant.txt",
 	"stream-trace.txt",
+	"stream-trace-upload.txt",
 	"stream-sm-enable.txt",
 	"stream-sm-enable-failed.txt",
 	"stream-sm-counting.txt",

@@ -76,6 +76,27 @@ def test_upload_slot_put_and_get(ctx):
 	check(m.get("msg_id"), "send of the URL: %r" % m)
 
 
+def test_upload_slot_redacted_in_console(ctx):
+	"""The slot's credentials reach the client that asked, but neither
+	the XML console (xml events) nor the log's XML trace."""
+	a = ctx.account("alice")
+	x, c = ctx.online(a)
+	service_known(c)
+	console = x.client()
+	console.ok("subscribe", events=["xml"])
+	r = c.ok("upload-slot", filename="secret.txt", size=10)
+	secret = r["headers"]["Authorization"].split()[-1]
+	ev = console.wait_event(lambda e: e.get("event") == "xml"
+		and e.get("dir") == "in" and "<put " in e.get("xml", ""), 10,
+		"the slot in the console")
+	check(secret not in ev["xml"] and "[redacted]" in ev["xml"],
+		"the console shows the slot as %r" % ev["xml"])
+	check(r["put"] in ev["xml"].replace("&amp;", "&"),
+		"the console leaves out the put URL: %r" % ev["xml"])
+	check(secret not in x.log_text(), "the Authorization value is in "
+		"xmppd's log")
+
+
 def test_upload_too_large_and_bad_requests(ctx):
 	a = ctx.account("alice")
 	x, c = ctx.online(a)
