@@ -163,6 +163,7 @@ static const struct key keys[] = {
 	{ "store", "dir", KEY_PATH, NULL, FIELD(store_dir), .check = NULL },
 	{ "store", "path", KEY_PATH, NULL, FIELD(store_path), .check = NULL },
 	{ "store", "enabled", KEY_BOOL, "yes", FIELD(store_enabled), .check = NULL },
+	{ "store", "fsync", KEY_BOOL, "yes", FIELD(store_fsync), .check = NULL },
 	{ "store", "retention", KEY_UINT, "365", FIELD(store_retention),
 		.min = 0, .max = 100 * 365 },
 };

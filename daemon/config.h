@@ -69,6 +69,7 @@ struct config {
 	char *store_dir;		/* NULL: $XDG_STATE_HOME/xmppd */
 	char *store_path;		/* NULL: STORE_DIR/JID.db */
 	bool store_enabled;		/* no: everything in memory */
+	bool store_fsync;		/* each commit on the disk (power loss) */
 	unsigned store_retention;	/* days of messages kept, 0: forever */
 };
 

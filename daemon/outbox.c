@@ -155,45 +155,45 @@ static struct outbox_entry *append(struct outbox *o, const char *msg_id,
 	return e;
 }
 
-/* A message waiting for its commit. */
+/* A message waiting for its commit. Its entry stays linked until then:
+ * only committed entries are sent, acked or expired. */
 struct pending {
 	struct xmppd *x;
-	uint64_t tag;
+	struct outbox_entry *e;
 	outbox_done_cb done;
 	void *ud;
 };
 
-static struct outbox_entry *find_tag(struct outbox *o, uint64_t tag,
-	struct outbox_entry **prev)
+/* The entry before e (NULL: e is the head). */
+static struct outbox_entry *before(struct outbox *o, struct outbox_entry *e)
 {
-	*prev = NULL;
-	for (struct outbox_entry *e = o->head; e != NULL; *prev = e, e = e->next) {
-		if (e->tag == tag) {
-			return e;
-		}
+	struct outbox_entry *prev = NULL;
+	for (struct outbox_entry *i = o->head; i != NULL && i != e; i = i->next) {
+		prev = i;
 	}
-	return NULL;
+	return prev;
 }
 
 static void committed_cb(void *ud, const char *error)
 {
 	struct pending *p = ud;
 	struct xmppd *x = p->x;
-	struct outbox_entry *prev;
-	struct outbox_entry *e = find_tag(&x->outbox, p->tag, &prev);
-	if (e != NULL && error == NULL) {
+	struct outbox_entry *e = p->e;
+	if (error == NULL) {
 		e->committed = true;
 		publish(e, "queued");
-	} else if (e != NULL) {
+	} else {
 		log_warnx("message %s to %s refused: %s", e->msg_id, e->to, error);
-		unlink_entry(x, prev, e);
+		e->rowid = 0;	/* rolled back: no row to delete */
+		unlink_entry(x, before(&x->outbox, e), e);
 		entry_free(e);
 	}
 	if (p->done != NULL) {
 		p->done(p->ud, error);
 	}
 	free(p);
-	if (error == NULL) {
+	/* The last of the turn's commits sends them all at once. */
+	if (--x->outbox.pending == 0) {
 		outbox_flush(x);
 	}
 }
@@ -239,7 +239,8 @@ enum outbox_result outbox_add(struct xmppd *x, const char *msg_id,
 		return OUTBOX_ACCEPTED;
 	}
 	struct pending *p = xcalloc(1, sizeof(*p));
-	*p = (struct pending){ x, e->tag, done, ud };
+	*p = (struct pending){ x, e, done, ud };
+	o->pending++;
 	store_when_committed(x->store, committed_cb, p);
 	return OUTBOX_PENDING;
 }

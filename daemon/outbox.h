@@ -35,6 +35,7 @@ struct outbox {
 	struct outbox_entry *head;
 	struct outbox_entry *tail;
 	size_t count;
+	size_t pending;			/* entries waiting for their commit */
 	uint64_t next_tag;
 	struct outbox_recent *recent;	/* ring of OUTBOX_RECENT, lazily */
 	size_t recent_next;

@@ -88,6 +88,7 @@ struct waiter {
 struct store {
 	uv_loop_t *loop;
 	bool enabled;
+	bool fsync;		/* synchronous = FULL, else NORMAL */
 	char *path;
 	char *error;		/* why it is unusable, or NULL */
 	bool open_failed;	/* error is permanent */
@@ -267,9 +268,9 @@ static bool open_db(struct store *s)
 	sqlite3_extended_result_codes(s->db, 1);
 	/* A corrupt file fails here already: the journal mode is read
 	 * from its header. */
-	return exec_sql(s, "PRAGMA journal_mode = WAL;"
-			"PRAGMA synchronous = FULL;"
-			"PRAGMA foreign_keys = ON;") &&
+	return exec_sql(s, "PRAGMA journal_mode = WAL;") &&
+		exec_sql(s, s->fsync ? "PRAGMA synchronous = FULL" :
+			"PRAGMA synchronous = NORMAL") &&
 		exec_sql(s, "SELECT count(*) FROM sqlite_schema") &&
 		migrate(s) && prepare_all(s);
 }
@@ -491,6 +492,7 @@ struct store *store_open(uv_loop_t *loop, const struct config *cfg,
 	struct store *s = xcalloc(1, sizeof(*s));
 	s->loop = loop;
 	s->enabled = cfg->store_enabled;
+	s->fsync = cfg->store_fsync;
 	s->retention_days = cfg->store_retention;
 	uv_check_init(loop, &s->committer);
 	uv_timer_init(loop, &s->pruner);
@@ -559,9 +561,9 @@ void store_close(struct store *s)
 		events_set_limit(0, NULL, NULL);
 	}
 	for (size_t i = 0; i < s->nwaiters; i++) {
-		s->waiters[i].cb(s->waiters[i].ud, s->waiters[i].error ?
-			s->waiters[i].error : "the daemon is stopping");
-		free(s->waiters[i].error);
+		struct waiter *w = &s->waiters[i];
+		w->cb(w->ud, w->decided ? w->error : "the daemon is stopping");
+		free(w->error);
 	}
 	free(s->waiters);
 	free(s->txn_error);
