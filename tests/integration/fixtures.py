@@ -967,3 +967,38 @@ def sanitized(pid):
 def rss_bound_kib(pid, kib):
 	"""kib, or four times as much under a sanitizer (sanitized())."""
 	return kib * 4 if sanitized(pid) else kib
+
+
+class environ:
+	"""os.environ with changes (a value of None removes the variable)
+	while a with block runs, e.g. for what Xmppd.start() passes on."""
+
+	def __init__(self, **changes):
+		self.changes = changes
+		self.saved = {}
+
+	def __enter__(self):
+		for k, v in self.changes.items():
+			self.saved[k] = os.environ.get(k)
+			if v is None:
+				os.environ.pop(k, None)
+			else:
+				os.environ[k] = v
+		return self
+
+	def __exit__(self, *exc):
+		for k, v in self.saved.items():
+			if v is None:
+				os.environ.pop(k, None)
+			else:
+				os.environ[k] = v
+		return False
+
+
+def small_quarantine():
+	"""ASAN_OPTIONS for a process whose memory a test bounds: ASan keeps
+	256 MiB of freed memory from reuse by default, which a busy test
+	fills; 1 MiB keeps the peak about what it is without ASan. Other
+	builds ignore the variable."""
+	opts = os.environ.get("ASAN_OPTIONS", "")
+	return (opts + ":" if opts else "") + "quarantine_size_mb=1"

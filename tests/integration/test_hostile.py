@@ -23,7 +23,9 @@ def start(ctx, conf=None, events=("state", "message", "roster")):
 	subscribed client, connection)."""
 	srv = FakeServer(ctx.certs, os.path.join(ctx.ws.mkdir("fake"),
 		"transcript.log")).start()
-	x = ctx.xmppd(srv.account(), srv.conf(**(conf or {})))
+	x = ctx.xmppd(srv.account(), srv.conf(**(conf or {})), start=False)
+	with F.environ(ASAN_OPTIONS=F.small_quarantine()):
+		x.start()
 	# Stopped first (cleanup runs in reverse): xmppd then sees EOF at
 	# once instead of waiting for a closing </stream:stream>.
 	ctx._owned.append(srv)

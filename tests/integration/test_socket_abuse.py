@@ -24,18 +24,11 @@ def daemon(ctx, conf=None, wrapper=None):
 		"transcript.log")).start()
 	x = ctx.xmppd(srv.account(), srv.conf(**(conf or {})), start=False)
 	ctx._owned.append(srv)
+	env = {"ASAN_OPTIONS": F.small_quarantine()}
 	if wrapper:
 		old = os.environ.get("XMPPD_WRAPPER")
-		os.environ["XMPPD_WRAPPER"] = " ".join(wrapper + ([old] if old
-			else []))
-		try:
-			x.start()
-		finally:
-			if old is None:
-				del os.environ["XMPPD_WRAPPER"]
-			else:
-				os.environ["XMPPD_WRAPPER"] = old
-	else:
+		env["XMPPD_WRAPPER"] = " ".join(wrapper + ([old] if old else []))
+	with F.environ(**env):
 		x.start()
 	conn = srv.accept()
 	c = x.client()
