@@ -5,6 +5,7 @@
  * The handler holds the client's reply slot until the service answers.
  */
 #include <stdint.h>
+#include <string.h>
 
 #include "daemon/upload.h"
 #include "daemon/xmppd.h"
@@ -19,6 +20,11 @@ static json_t *cmd_upload_slot(struct ipc_client *c, json_t *req, json_t *id)
 	const char *filename = cmd_str_arg(req, "filename");
 	if (filename[0] == '\0') {
 		return ipc_json_error(id, "bad-request", "argument 'filename' is empty");
+	}
+	if (strchr(filename, '/') != NULL) {
+		/* Not every server refuses it (ejabberd 23.01 takes it). */
+		return ipc_json_error(id, "bad-request",
+			"argument 'filename' names a directory");
 	}
 	json_t *refused = NULL;
 	struct cmd_wait *w = cmd_wait_new(c, id, &refused);
