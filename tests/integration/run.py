@@ -3,6 +3,12 @@
 real xmppd binary. Run with /usr/bin/python3 (slixmpp is Debian's).
 
     run.py --xmppd build/xmppd [-k SUBSTRING]... [--keep] [--list]
+           [--server prosody|ejabberd]
+
+--server ejabberd (or XMPPD_TEST_SERVER=ejabberd) runs the IM test
+modules (IM_MODULES) against a private ejabberd instead of Prosody, each
+test named with an "[ejabberd]" suffix; a test that needs Prosody itself
+skips there (fixtures.only_on).
 
 Prints "PASS name", "FAIL name: reason" (with the tail of the logs
 involved) or "SKIP name: reason" per test, then "N passed, N failed" as
@@ -26,15 +32,21 @@ TEST_TIMEOUT = 120
 # The basics first; any other test_*.py follows alphabetically.
 ORDER = ("test_session.py", "test_peer.py", "test_control.py",
 	"test_auth.py", "test_sasl.py")
+# The modules that run against either server (--server).
+IM_MODULES = ("test_carbons.py", "test_disco.py", "test_extensions.py",
+	"test_mam.py", "test_messages.py", "test_muc.py", "test_roster.py",
+	"test_upload.py")
+SERVERS = ("prosody", "ejabberd")
 
 
 class Context:
 	"""What a test gets: lazily started servers (one of each per run),
 	fresh accounts, and xmppd/peer processes stopped after each test."""
 
-	def __init__(self, ws, xmppd_bin):
+	def __init__(self, ws, xmppd_bin, server_name="prosody"):
 		self.ws = ws
 		self.xmppd_bin = xmppd_bin
+		self.server_name = server_name
 		self._certs = None
 		self._prosody = None
 		self._ejabberd = None
@@ -72,9 +84,17 @@ class Context:
 			self._ejabberd = e
 		return self._ejabberd
 
+	@property
+	def server(self):
+		"""The server the run is against (--server): Prosody or
+		ejabberd, started on first use."""
+		if self.server_name == "ejabberd":
+			return self.ejabberd
+		return self.prosody
+
 	def account(self, prefix, server=None):
-		"""A fresh account on server (default: Prosody)."""
-		return (server or self.prosody).new_account(prefix)
+		"""A fresh account on server (default: the run's server)."""
+		return (server or self.server).new_account(prefix)
 
 	def xmppd(self, account, conf=None, run_as=None, start=True,
 			ca_file="test"):
@@ -121,19 +141,25 @@ class Context:
 		a, b = self.account("alice"), self.account("bob")
 		ax, ac = self.online(a, conf)
 		bx, bc = self.online(b, conf)
-		for (c1, j1), (c2, j2) in (((ac, a.jid), (bc, b.jid)),
-				((bc, b.jid), (ac, a.jid))):
+		self.subscribe_both((ac, a.jid), (bc, b.jid))
+		return (a, ax, ac), (b, bx, bc)
+
+	def subscribe_both(self, one, other):
+		"""Subscribes two accounts to each other's presence, each given
+		as (client subscribed to presence, bare JID)."""
+		(ac, aj), (bc, bj) = one, other
+		for (c1, j1), (c2, j2) in (((ac, aj), (bc, bj)),
+				((bc, bj), (ac, aj))):
 			c1.ok("raw", xml="<presence to='%s' type='subscribe'/>" % j2)
 			self._wait_request_seen(c1, j1, c2)
 			c2.ok("raw", xml="<presence to='%s' type='subscribed'/>" % j1)
 		# Once both directions are approved, each side receives the
 		# other's current presence: proof that the subscription holds.
-		for c, other in ((ac, b.jid), (bc, a.jid)):
+		for c, other in ((ac, bj), (bc, aj)):
 			c.wait_event(lambda e: e.get("event") == "presence"
 				and e.get("from", "").startswith(other + "/")
 				and e.get("type") in (None, "available"), 10,
 				"available presence of %s after subscribing" % other)
-		return (a, ax, ac), (b, bx, bc)
 
 	@staticmethod
 	def _wait_request_seen(requester, requester_jid, contact):
@@ -164,12 +190,15 @@ class Context:
 		return logs
 
 
-def collect(patterns):
+def collect(patterns, server_name="prosody"):
 	"""(name, function) for every test_* function of every test_*.py
-	module here, in file and source order, filtered by -k."""
+	module here (only IM_MODULES against ejabberd, their names
+	suffixed "[ejabberd]"), in file and source order, filtered by -k."""
 	here = os.path.dirname(os.path.abspath(__file__))
 	files = [fn for fn in os.listdir(here)
-		if fn.startswith("test_") and fn.endswith(".py")]
+		if fn.startswith("test_") and fn.endswith(".py")
+		and (server_name == "prosody" or fn in IM_MODULES)]
+	suffix = "" if server_name == "prosody" else "[%s]" % server_name
 	first = {m: i for i, m in enumerate(ORDER)}
 	files.sort(key=lambda fn: (first.get(fn, len(first)), fn))
 	tests = []
@@ -179,7 +208,7 @@ def collect(patterns):
 			inspect.getmembers(mod, inspect.isfunction)
 			if n.startswith("test_") and f.__module__ == mod.__name__]
 		for _, name, f in sorted(funcs):
-			full = "%s.%s" % (fn[:-3], name)
+			full = "%s.%s%s" % (fn[:-3], name, suffix)
 			if not patterns or any(p in full for p in patterns):
 				tests.append((full, f))
 	return tests
@@ -197,8 +226,12 @@ def main():
 	ap.add_argument("--keep", action="store_true",
 		help="keep the temporary directory")
 	ap.add_argument("--list", action="store_true", help="list tests")
+	ap.add_argument("--server", choices=SERVERS,
+		default=os.environ.get("XMPPD_TEST_SERVER") or "prosody",
+		help="the server of the IM tests (default prosody, or "
+		"$XMPPD_TEST_SERVER); ejabberd runs only the IM modules")
 	args = ap.parse_args()
-	tests = collect(args.k)
+	tests = collect(args.k, args.server)
 	if args.list:
 		for name, _ in tests:
 			print(name)
@@ -215,7 +248,7 @@ def main():
 	ws = F.Workspace(keep=args.keep)
 	if args.keep:
 		print("workspace: %s" % ws.root)
-	ctx = Context(ws, binary)
+	ctx = Context(ws, binary, args.server)
 	signal.signal(signal.SIGALRM, on_alarm)
 	signal.signal(signal.SIGTERM, lambda s, f: sys.exit(1))
 	passed = failed = skipped = 0

@@ -105,9 +105,16 @@ def test_caps_in_presence(ctx):
 	a_full = ac.ok("status")["jid"]
 	info = bc.ok("disco", to=a_full)
 	ver = caps_ver(info)
-	lines = ctx.prosody.session_log(a_full)
-	caps = [ln for ln in lines if "RECV: <presence" in ln
-		and "http://jabber.org/protocol/caps" in ln]
+	def caps_presences():
+		return [ln for ln in ctx.server.session_log(a_full)
+			if "RECV: <presence" in ln
+			and "http://jabber.org/protocol/caps" in ln]
+	try:
+		wait_until(caps_presences, 5, 0.1, "a presence with caps")
+	except TestFailure:
+		pass
+	lines = ctx.server.session_log(a_full)
+	caps = caps_presences()
 	check(caps, "alice's presence carries no caps: %s" % [
 		ln for ln in lines if "RECV: <presence" in ln][:3])
 	for ln in caps:
@@ -243,7 +250,7 @@ def test_block_push_and_spoof(ctx):
 def csi_states(ctx, full_jid):
 	"""The client states alice's session sent, in order, per Prosody."""
 	out = []
-	for ln in ctx.prosody.session_log(full_jid):
+	for ln in ctx.server.session_log(full_jid):
 		m = re.search(r"RECV: <(active|inactive)\b[^>]*urn:xmpp:csi:0",
 			ln)
 		if m:
@@ -272,6 +279,8 @@ def test_client_state_follows_message_subscribers(ctx):
 	states = csi_states(ctx, full)
 	check(states == ["inactive", "active", "inactive"],
 		"states sent: %r (each once)" % states)
+	if ctx.server_name != "prosody":
+		return  # only Prosody's log shows what it holds back
 	# Prosody's session is really inactive: it holds back bob's presence
 	# (unimportant). Right after a flush (an ack, say) Prosody waits for
 	# the socket to drain before holding again, so bob may need to try
@@ -280,7 +289,7 @@ def test_client_state_follows_message_subscribers(ctx):
 	bx, bc = ctx.online(b)
 	def held():
 		return any("Holding buffer" in ln
-			for ln in ctx.prosody.session_log(full))
+			for ln in ctx.server.session_log(full))
 	for i in range(20):
 		bc.ok("raw", xml="<presence to='%s'><status>%d</status></presence>"
 			% (full, i))

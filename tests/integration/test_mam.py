@@ -51,20 +51,14 @@ def log_has(x, text, timeout=20):
 		"%r in %s" % (text, x.log))
 
 
-def mam_queries(prosody, offset, user):
-	"""The MAM queries Prosody's log shows from user since offset."""
-	return [ln for ln in prosody.log_since(offset).splitlines()
-		if "Archive query by %s " % user in ln]
-
-
 class Rig:
 	"""alice's xmppd through a proxy (stream management as sm says), bob's
 	directly; both online and subscribed to messages."""
 
 	def __init__(self, ctx, sm=False, alice_conf=None):
 		self.ctx = ctx
-		prosody = ctx.prosody
-		self.proxy = own(ctx, Proxy((prosody.host, prosody.port),
+		server = ctx.server
+		self.proxy = own(ctx, Proxy((server.host, server.port),
 			log_path=ctx.ws.mkdir("proxy") + "/proxy.log").start())
 		self.a, self.b = ctx.account("alice"), ctx.account("bob")
 		conf = {"server": {"host": "127.0.0.1", "port": self.proxy.port,
@@ -94,15 +88,14 @@ class Rig:
 	def drop_alice(self):
 		"""Cuts alice off and keeps her off; returns once Prosody has
 		ended her session."""
-		offset = self.ctx.prosody.log_offset()
+		offset = self.ctx.server.log_offset()
 		self.proxy.refuse(True)
 		check(self.proxy.cut() >= 1, "no connection of alice to cut")
 		self.ac.wait_event(lambda e: e.get("event") == "state"
 			and e.get("state") in ("offline", "connecting"), 20,
 			"alice offline")
-		wait_until(lambda: self.ctx.prosody.log_since(offset).find(
-			"Client disconnected") >= 0, 20, 0.05,
-			"Prosody to end alice's session")
+		wait_until(lambda: self.ctx.server.client_gone(offset), 20, 0.05,
+			"the server to end alice's session")
 
 	def let_alice_back(self):
 		self.proxy.refuse(False)
@@ -216,6 +209,8 @@ def test_history_and_paging(ctx):
 			({"before": "x", "after": "y"}, "bad-request"),
 			({"with": "@@"}, None),
 			({"after": "no-such-id"}, "item-not-found")):
+		if "after" in args and ctx.server_name == "ejabberd":
+			continue  # ejabberd 23.01 pages from the start instead
 		r = ac.request("history", **args)
 		check(not r["ok"] and (cond is None or
 			r["error"]["condition"] == cond), "%r: %r" % (args, r))
@@ -251,11 +246,11 @@ def test_forged_result_ignored(ctx):
 def test_no_catchup_after_resumption(ctx):
 	rig = Rig(ctx, sm=True)
 	user = rig.a.user
-	check(len(mam_queries(ctx.prosody, 0, user)) == 1,
+	check(len(ctx.server.mam_queries(0, user)) == 1,
 		"the first session did not ask the archive once")
 	rig.bob_sends(["before the cut"])
 	rig.ac.wait_event(message_with(body="before the cut"), 10, "live")
-	offset = ctx.prosody.log_offset()
+	offset = ctx.server.log_offset()
 	mark = len(rig.ax.log_text())
 	check(rig.proxy.cut() >= 1, "no connection to cut")
 	st = rig.ac.wait_event(lambda e: e.get("event") == "state"
@@ -264,9 +259,9 @@ def test_no_catchup_after_resumption(ctx):
 	rig.bob_sends(["after the cut"])
 	rig.ac.wait_event(message_with(body="after the cut"), 10, "live again")
 	sync(rig.ac)
-	check(mam_queries(ctx.prosody, offset, user) == [],
+	check(ctx.server.mam_queries(offset, user) == [],
 		"the archive was asked after a resumption")
-	check("mam:" not in rig.ax.log_text()[mark:],
+	check("] mam: " not in rig.ax.log_text()[mark:],
 		"xmppd's archive code ran after a resumption")
 
 
@@ -283,11 +278,11 @@ def test_catch_up_after_the_daemon_was_stopped(ctx):
 	first_seq = ac.wait_event(message_with(body=first), 10,
 		"the live message")["seq"]
 	sync(ac)
-	offset = ctx.prosody.log_offset()
+	offset = ctx.server.log_offset()
 	status, _ = ax.stop()
 	check(status == 0, "xmppd exited with %r" % status)
-	wait_until(lambda: "Client disconnected" in ctx.prosody.log_since(offset),
-		20, 0.05, "Prosody to end alice's session")
+	wait_until(lambda: ctx.server.client_gone(offset), 20, 0.05,
+		"the server to end alice's session")
 	bodies = ["while stopped %d %f" % (i, time.time()) for i in range(3)]
 	for body in bodies:
 		mid = bc.ok("send", to=a.jid, body=body)["msg_id"]

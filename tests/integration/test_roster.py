@@ -3,7 +3,7 @@ sections 2-4, XEP-0237 roster versioning), with two xmppds."""
 
 import re
 
-from fixtures import check, wait_until
+from fixtures import Skip, check, wait_until
 
 EVENTS = ("message", "presence", "state", "roster", "subscription")
 
@@ -113,6 +113,11 @@ def test_deny_and_cancelled_request(ctx):
 		**{"from": b.jid}), 10, "the refusal at alice")
 
 	# A request its sender withdraws is no longer pending.
+	if ctx.server_name == "ejabberd":
+		# ejabberd 23.01 drops the withdrawal (an unsubscribe while the
+		# request is pending) instead of delivering it: nothing tells
+		# alice's xmppd.
+		return
 	bc.ok("subscription", jid=a.jid, action="request")
 	ac.wait_event(ev_is("subscription", type="subscribe", **{"from": b.jid}),
 		10, "bob's request at alice")
@@ -126,8 +131,13 @@ def test_deny_and_cancelled_request(ctx):
 
 def test_preapproval(ctx):
 	(a, ax, ac), (b, bx, bc) = two_online(ctx)
-	# Prosody offers urn:xmpp:features:pre-approval.
-	ac.ok("subscription", jid=b.jid, action="preapprove")
+	# Prosody offers urn:xmpp:features:pre-approval; ejabberd 23.01
+	# does not, and xmppd says so.
+	r = ac.request("subscription", jid=b.jid, action="preapprove")
+	if ctx.server_name != "prosody" and not r["ok"] and \
+			r["error"]["condition"] == "feature-not-implemented":
+		raise Skip("%s offers no subscription pre-approval" % ctx.server_name)
+	check(r["ok"], "preapprove: %r" % r)
 	bc.ok("subscription", jid=a.jid, action="request")
 	# The server answers for alice: bob is subscribed at once and alice
 	# never has a request to answer.
@@ -169,10 +179,10 @@ def test_roster_set_versioning_remove(ctx):
 	a = ctx.account("alice")
 	# No stream management: the reconnect below is a fresh session,
 	# which fetches the roster again.
-	off = ctx.prosody.log_offset()
+	off = ctx.server.log_offset()
 	ax, ac = ctx.online(a, {"server": {"stream_management": "no"}},
 		events=EVENTS)
-	gets = wait_until(lambda: roster_gets(ctx.prosody.log_since(off)), 10,
+	gets = wait_until(lambda: roster_gets(ctx.server.traffic(off)), 10,
 		what="the first roster get")
 	check([v for _, v in gets] == [""],
 		"the first login did not ask with ver='': %r" % gets)
@@ -194,15 +204,15 @@ def test_roster_set_versioning_remove(ctx):
 
 	# A fresh session sends the version held; Prosody answers with an
 	# empty result and the roster stays as it was.
-	off = ctx.prosody.log_offset()
+	off = ctx.server.log_offset()
 	ac.events = []
 	ac.ok("reconnect")
 	ac.wait_event(ev_is("state", state="online"), 20, "online again")
-	gets = wait_until(lambda: roster_gets(ctx.prosody.log_since(off)), 10,
+	gets = wait_until(lambda: roster_gets(ctx.server.traffic(off)), 10,
 		what="the fresh session's roster get")
 	check([v for _, v in gets] == [ver],
 		"the fresh session's roster gets %r, not with ver %r" % (gets, ver))
-	wait_until(lambda: empty_result(ctx.prosody.log_since(off), gets[0][0]),
+	wait_until(lambda: empty_result(ctx.server.traffic(off), gets[0][0]),
 		10, what="Prosody's empty result to the versioned get")
 	wait_until(lambda: "roster: unchanged since version '%s'" % ver
 		in ax.log_text(), 10,
@@ -211,10 +221,12 @@ def test_roster_set_versioning_remove(ctx):
 	check(r.get("ver") == ver and roster_item(ac, carol) is not None,
 		"the roster after the versioned fetch: %r" % r)
 
-	# The server's refusal comes back as the reply's condition.
-	r = ac.request("roster-set", jid=a.jid, name="me")
-	check(r["ok"] is False and r["error"]["condition"] == "not-allowed",
-		"adding oneself: %r" % r)
+	# The server's refusal comes back as the reply's condition (Prosody
+	# refuses the own JID; ejabberd 23.01 takes it).
+	if ctx.server_name == "prosody":
+		r = ac.request("roster-set", jid=a.jid, name="me")
+		check(r["ok"] is False and r["error"]["condition"] == "not-allowed",
+			"adding oneself: %r" % r)
 	r = ac.request("roster-set", jid=carol, groups="Friends")
 	check(r["ok"] is False and r["error"]["condition"] == "bad-request",
 		"groups as a string: %r" % r)
