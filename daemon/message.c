@@ -23,6 +23,7 @@
 #include "daemon/log.h"
 #include "daemon/mam.h"
 #include "daemon/muc.h"
+#include "daemon/roster.h"
 #include "daemon/store.h"
 #include "proto/alloc.h"
 #include "proto/jid.h"
@@ -469,7 +470,9 @@ static void handle_receipt(struct xmppd *x, const struct xml *m,
 }
 
 /* Answers a receipt request (XEP-0184 5.1: only for content messages,
- * never for groupchat or errors). */
+ * never for groupchat or errors). A receipt tells the sender we are
+ * online (XEP-0184 section 8), so only those who may see our presence
+ * get one: our own account and contacts subscribed to us. */
 static void answer_receipt(struct xmppd *x, const struct xml *m,
 	const char *type)
 {
@@ -479,6 +482,11 @@ static void answer_receipt(struct xmppd *x, const struct xml *m,
 			strcmp(type, "error") == 0 ||
 			xml_child(m, "request", NS_RECEIPTS) == NULL ||
 			xml_child(m, "body", NS_CLIENT) == NULL) {
+		return;
+	}
+	if (!roster_shares_presence(x, from)) {
+		log_debug("no receipt for '%s': '%s' is not subscribed to our "
+			"presence", id, from);
 		return;
 	}
 	struct xml *r = xml_new("message", NS_CLIENT);

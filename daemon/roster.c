@@ -256,6 +256,22 @@ json_t *roster_json(const struct xmppd *x)
 	return o;
 }
 
+bool roster_shares_presence(const struct xmppd *x, const char *jid)
+{
+	char *bare = jid_prep(jid, true, NULL);
+	if (bare == NULL) {
+		return false;
+	}
+	bool ok = x->bare_jid != NULL && strcmp(bare, x->bare_jid) == 0;
+	long i = ok ? -1 : find_item(x->roster, bare, NULL);
+	if (i >= 0) {
+		enum sub s = x->roster->items[i].sub;
+		ok = s == SUB_FROM || s == SUB_BOTH;
+	}
+	free(bare);
+	return ok;
+}
+
 static void set_ver(struct roster *r, const char *ver)
 {
 	free(r->ver);

@@ -50,6 +50,9 @@ typedef void (*roster_done_cb)(void *ud, const char *condition,
 int roster_set(struct xmppd *x, const char *jid, const char *name,
 	const char *const *groups, size_t ngroups, roster_done_cb cb, void *ud,
 	struct xerr *e);
+/* Is jid (any JID; its bare part counts) allowed to see our presence:
+ * our own account, or a contact with subscription "from" or "both"? */
+bool roster_shares_presence(const struct xmppd *x, const char *jid);
 /* Removes jid from the roster (which also cancels subscriptions). */
 int roster_remove(struct xmppd *x, const char *jid, roster_done_cb cb,
 	void *ud, struct xerr *e);

@@ -67,6 +67,27 @@ def test_receipt_round_trip(ctx):
 		"receipt as a string accepted: %r" % bad)
 
 
+def test_no_receipt_for_strangers(ctx):
+	"""A receipt would tell anyone that we are online: xmppd answers
+	only those who may see its presence anyway (bob, who is not
+	subscribed to alice, gets none), and never a groupchat message."""
+	ac, a_full, bc, b_full, (ax, bx) = pair(ctx)
+	body = "are you there? %f" % time.time()
+	mid = bc.ok("send", to=a_full, body=body, receipt=True)["msg_id"]
+	ac.wait_event(message_with(body=body), 10, "bob's message at alice")
+	# alice's answer to the ping leaves after any receipt she would send.
+	bc.ok("iq", type="get", to=a_full, payload="<ping xmlns='urn:xmpp:ping'/>")
+	bc.ok("iq", type="get", payload="<ping xmlns='urn:xmpp:ping'/>")
+	check(no_event(bc, sent_status(mid, "delivered")),
+		"alice sent a receipt to a stranger")
+	check("no receipt for '%s'" % mid in ax.log_text(),
+		"xmppd did not say why it sent no receipt")
+	# Once bob is subscribed to alice, the next request is answered.
+	ctx.subscribe_both((ac, ax.account.jid), (bc, bx.account.jid))
+	mid = bc.ok("send", to=a_full, body=body + " now", receipt=True)["msg_id"]
+	bc.wait_event(sent_status(mid, "delivered"), 10, "delivered to a contact")
+
+
 def test_receipt_only_from_recipient(ctx):
 	a, b, c = ctx.account("alice"), ctx.account("bob"), ctx.account("carol")
 	ax, ac = ctx.online(a)
