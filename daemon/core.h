@@ -138,6 +138,12 @@ void iq_fail_all(struct xmppd *x, const char *condition, const char *text);
 void message_handle(struct xmppd *x, const struct xml *stanza);
 void presence_handle(struct xmppd *x, const struct xml *stanza);
 void presence_send_initial(struct xmppd *x);
+/* Our current available presence (show, status, priority, caps), to
+ * 'to' or broadcast (NULL); the caller sends and frees it. */
+struct xml *presence_own(struct xmppd *x, const char *to);
+/* Broadcasts our presence again, to contacts and joined rooms, when
+ * what it carries changed (the caps); nothing before the initial one. */
+void presence_send_again(struct xmppd *x);
 void presence_send_unavailable(struct xmppd *x);
 void disco_handle_info(struct xmppd *x, const struct xml *iq);
 void disco_handle_ping(struct xmppd *x, const struct xml *iq);

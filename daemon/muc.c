@@ -261,18 +261,13 @@ static char *occupant_jid(const struct room *r)
 	return xasprintf("%s/%s", r->jid, r->nick);
 }
 
+/* The join carries our current presence, caps included (XEP-0045 7.2.1
+ * allows any available presence), as a later change does. */
 static void send_join(struct xmppd *x, struct room *r, int history)
 {
-	struct xml *p = xml_new("presence", NS_CLIENT);
 	char *to = occupant_jid(r);
-	xml_set_attr(p, "to", to);
+	struct xml *p = presence_own(x, to);
 	free(to);
-	if (x->cfg->show != NULL) {
-		xml_add_text_child(p, "show", NULL, x->cfg->show);
-	}
-	if (x->cfg->status != NULL) {
-		xml_add_text_child(p, "status", NULL, x->cfg->status);
-	}
 	struct xml *mx = xml_add(p, "x", NS_MUC);
 	char num[16];
 	snprintf(num, sizeof(num), "%d", history);
@@ -1090,6 +1085,20 @@ static void muc_free(struct xmppd *x)
 static void muc_online(struct xmppd *x, bool resumed)
 {
 	reschedule(x->muc);
+}
+
+void muc_presence_changed(struct xmppd *x)
+{
+	for (struct room *r = x->muc->rooms; r != NULL; r = r->next) {
+		if (r->state != MUC_JOINED) {
+			continue;
+		}
+		char *to = occupant_jid(r);
+		struct xml *p = presence_own(x, to);
+		free(to);
+		xmppd_send(x, p);
+		xml_free(p);
+	}
 }
 
 /* Rooms are rejoined once our own presence is out, as a person's client

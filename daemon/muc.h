@@ -56,6 +56,9 @@ bool muc_handle_message(struct xmppd *x, const struct xml *stanza);
 /* Adds "room", "nick" and "self" to a message event from a room. */
 void muc_annotate_message(struct xmppd *x, const struct xml *stanza,
 	json_t *ev);
+/* Our presence changed (show, status, caps): tells the rooms we are in
+ * (XEP-0045 7.7). */
+void muc_presence_changed(struct xmppd *x);
 /* Takes presence from the rooms we are in: true if it was one. */
 bool muc_handle_presence(struct xmppd *x, const struct xml *stanza);
 

@@ -44,6 +44,12 @@ struct presence_table {
 	struct presence_entry *v;	/* sorted by jid */
 	size_t n;
 	size_t cap;
+	/* Our own presence as last broadcast by the presence command; until
+	 * then (own_set false) the configuration's. Kept across sessions. */
+	bool own_set;
+	char *own_show;
+	char *own_status;
+	int own_priority;
 };
 
 static const char *const shows[] = { "away", "chat", "dnd", "xa", NULL };
@@ -62,8 +68,8 @@ static bool one_of(const char *s, const char *const *list)
 	return false;
 }
 
-static struct xml *build(const char *to, const char *type, const char *show,
-	const char *status, bool has_priority, int priority)
+static struct xml *build(struct xmppd *x, const char *to, const char *type,
+	const char *show, const char *status, bool has_priority, int priority)
 {
 	struct xml *p = xml_new("presence", NS_CLIENT);
 	xml_set_attr(p, "to", to);
@@ -80,25 +86,55 @@ static struct xml *build(const char *to, const char *type, const char *show,
 		xml_add_text_child(p, "priority", NULL, num);
 	}
 	if (type == NULL) {
-		xml_append(p, caps_element(NULL));	/* XEP-0115 */
+		xml_append(p, caps_element(x));	/* XEP-0115 */
 	}
 	return p;
 }
 
+struct xml *presence_own(struct xmppd *x, const char *to)
+{
+	const struct presence_table *t = x->presences;
+	if (t->own_set) {
+		return build(x, to, NULL, t->own_show, t->own_status,
+			t->own_priority != 0, t->own_priority);
+	}
+	const struct config *c = x->cfg;
+	return build(x, to, NULL, c->show, c->status, c->priority != 0,
+		c->priority);
+}
+
 void presence_send_initial(struct xmppd *x)
 {
-	const struct config *c = x->cfg;
-	struct xml *p = build(NULL, NULL, c->show, c->status, c->priority != 0,
-		c->priority);
+	struct xml *p = presence_own(x, NULL);
 	xmppd_send(x, p);
 	xml_free(p);
 }
 
+void presence_send_again(struct xmppd *x)
+{
+	if (x->state != XMPPD_ONLINE || x->presence_pending) {
+		return;	/* the initial presence, when it goes, is current */
+	}
+	presence_send_initial(x);
+	muc_presence_changed(x);
+}
+
 void presence_send_unavailable(struct xmppd *x)
 {
-	struct xml *p = build(NULL, "unavailable", NULL, NULL, false, 0);
+	struct xml *p = build(x, NULL, "unavailable", NULL, NULL, false, 0);
 	xmppd_send(x, p);
 	xml_free(p);
+}
+
+static void remember_own(struct presence_table *t, const char *show,
+	const char *status, int priority)
+{
+	free(t->own_show);
+	free(t->own_status);
+	t->own_show = show != NULL ? xstrdup(show) : NULL;
+	t->own_status = status != NULL ? xstrdup(status) : NULL;
+	t->own_priority = priority;
+	t->own_set = true;
 }
 
 /* Validates the arguments of the presence command. */
@@ -140,15 +176,21 @@ int presence_send(struct xmppd *x, const struct presence_args *a, struct xerr *e
 	if (show != NULL && strcmp(show, "available") == 0) {
 		show = NULL;
 	}
-	struct xml *p = build(to, a->type, show, a->status, a->has_priority,
+	struct xml *p = build(x, to, a->type, show, a->status, a->has_priority,
 		a->priority);
-	free(to);
 	bool sent = xmppd_send(x, p);
 	xml_free(p);
 	if (!sent) {
+		free(to);
 		return xerr_set(e, "bad-request",
 			"the presence holds characters XML cannot carry");
 	}
+	if (to == NULL && a->type == NULL) {
+		remember_own(x->presences, show, a->status,
+			a->has_priority ? a->priority : 0);
+		muc_presence_changed(x);
+	}
+	free(to);
 	return 0;
 }
 
@@ -372,6 +414,12 @@ static void publish(const struct xml *stanza, const char *type)
 	free(show);
 	free(status);
 	free(priority);
+	const struct xml *c = xml_child(stanza, "c", NS_CAPS);
+	if (c != NULL && xml_attr(c, "node") != NULL &&
+			xml_attr(c, "ver") != NULL) {
+		json_object_set_new(ev, "caps", json_pack("{s:s,s:s}", "node",
+			xml_attr(c, "node"), "ver", xml_attr(c, "ver")));
+	}
 	events_publish("presence", ev);
 }
 
@@ -405,6 +453,8 @@ static void presence_free(struct xmppd *x)
 	}
 	table_clear(x->presences);
 	free(x->presences->v);
+	free(x->presences->own_show);
+	free(x->presences->own_status);
 	free(x->presences);
 	x->presences = NULL;
 }

@@ -5,8 +5,9 @@ after a fresh session. alice and bob each run an xmppd."""
 
 import itertools
 import os
+import re
 
-from fixtures import check, only_on
+from fixtures import check, only_on, wait_until
 
 EVENTS = ("message", "presence", "state", "muc")
 _rooms = itertools.count(1)
@@ -112,6 +113,39 @@ def test_subject_and_occupant_changes(ctx):
 	nicks = sorted(o["nick"] for o in
 		ac.ok("muc-rooms", room=room)["rooms"][0]["occupants"])
 	check(nicks == ["alice", "robert"], "alice's occupants %r" % nicks)
+
+
+def test_own_presence_and_caps_reach_rooms(ctx):
+	"""The join carries our caps (XEP-0115) and status; a change of our
+	own presence goes to the rooms we are in (XEP-0045 7.7)."""
+	room, (a, ax, ac), (b, bx, bc) = two_in_room(ctx)
+	to_room = re.compile(r"RECV: <presence [^>]*to=.%s/alice.[^>]*>"
+		r"[^\n]*<x xmlns=.http://jabber.org/protocol/muc.[^\n]*"
+		% re.escape(room))
+	def join():
+		return [ln for ln in ctx.server.traffic(0).splitlines()
+			if to_room.search(ln)]
+	lines = wait_until(join, 5, 0.1, "alice's join presence at the server")
+	check("http://jabber.org/protocol/caps" in lines[0],
+		"the join presence has no caps: %s" % lines[0])
+	ac.ok("presence", show="dnd", status="in a meeting")
+	ev = bc.wait_event(muc_event(room, action="change", nick="alice"), 10,
+		"alice's change at bob")
+	check(ev.get("show") == "dnd" and ev.get("status") == "in a meeting",
+		"change event %r" % ev)
+	occ = [o for o in bc.ok("muc-rooms", room=room)["rooms"][0]["occupants"]
+		if o["nick"] == "alice"]
+	check(occ and occ[0].get("show") == "dnd", "alice's entry %r" % occ)
+	# A directed presence is not ours to spread.
+	ac.ok("presence", to=b.jid, show="away")
+	ac.ok("presence", status="back")
+	ev = bc.wait_event(muc_event(room, action="change", nick="alice"), 10,
+		"alice available again, at bob")
+	check(ev.get("show") is None and ev.get("status") == "back",
+		"after available: %r" % ev)
+	check(not any(muc_event(room, action="change", nick="alice")(e)
+		for e in bc.events), "the directed presence reached the room: %r"
+		% bc.events)
 
 
 def test_nick_conflict_is_a_clear_error(ctx):
