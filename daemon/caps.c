@@ -324,7 +324,7 @@ char *caps_ver(const struct xml *query)
 
 struct xml *caps_element(struct xmppd *x)
 {
-	struct xml *info = disco_own_info(NULL);
+	struct xml *info = disco_own_info(x, NULL);
 	char *ver = caps_ver(info);
 	xml_free(info);
 	struct xml *c = xml_new("c", NS_CAPS);

@@ -26,8 +26,8 @@ char *caps_string(const struct xml *query);
 /* base64(SHA-1(caps_string(query))), or NULL if ill-formed; caller frees. */
 char *caps_ver(const struct xml *query);
 /* <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node=… ver=…/>
- * for our own disco#info; the caller owns it (xml_append or xml_free).
- * x is not needed yet and may be NULL. */
+ * for our own disco#info (x's, see disco_own_info; NULL: the built-in
+ * features only); the caller owns it (xml_append or xml_free). */
 struct xml *caps_element(struct xmppd *x);
 
 #endif

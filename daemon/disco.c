@@ -21,6 +21,7 @@
 #include "daemon/caps.h"
 #include "daemon/core.h"
 #include "daemon/disco.h"
+#include "daemon/handlers.h"
 #include "daemon/log.h"
 #include "daemon/subsystems.h"
 #include "proto/alloc.h"
@@ -79,7 +80,21 @@ static bool listed_before(size_t i)
 	return false;
 }
 
-struct xml *disco_own_info(const char *node)
+/* Adds a feature unless query lists it already. */
+static void add_feature(struct xml *query, const char *var)
+{
+	for (const struct xml *f = xml_first_element(query); f != NULL;
+			f = xml_next_element(f)) {
+		const char *v = xml_attr(f, "var");
+		if (strcmp(f->name, "feature") == 0 && v != NULL &&
+				strcmp(v, var) == 0) {
+			return;
+		}
+	}
+	xml_set_attr(xml_add(query, "feature", NULL), "var", var);
+}
+
+struct xml *disco_own_info(struct xmppd *x, const char *node)
 {
 	struct xml *query = xml_new("query", NS_DISCO_INFO);
 	xml_set_attr(query, "node", node);
@@ -93,17 +108,25 @@ struct xml *disco_own_info(const char *node)
 			xml_set_attr(f, "var", disco_features[i]);
 		}
 	}
+	if (x != NULL) {
+		/* What socket clients answer is implemented too (iq-handle). */
+		const char *ns[HANDLERS_MAX_REGS];
+		size_t n = handlers_namespaces(x, ns, HANDLERS_MAX_REGS);
+		for (size_t i = 0; i < n; i++) {
+			add_feature(query, ns[i]);
+		}
+	}
 	return query;
 }
 
 /* Is node our caps node with the current ver ("NODE#ver")? */
-static bool is_caps_node(const char *node)
+static bool is_caps_node(struct xmppd *x, const char *node)
 {
 	size_t n = strlen(CAPS_NODE);
 	if (strncmp(node, CAPS_NODE, n) != 0 || node[n] != '#') {
 		return false;
 	}
-	struct xml *info = disco_own_info(NULL);
+	struct xml *info = disco_own_info(x, NULL);
 	char *ver = caps_ver(info);
 	xml_free(info);
 	bool ok = ver != NULL && strcmp(node + n + 1, ver) == 0;
@@ -118,12 +141,12 @@ void disco_handle_info(struct xmppd *x, const struct xml *iq)
 		return;
 	}
 	const char *node = xml_attr(xml_first_element(iq), "node");
-	if (node != NULL && !is_caps_node(node)) {
+	if (node != NULL && !is_caps_node(x, node)) {
 		dispatch_iq_error(x, iq, "cancel", "item-not-found");
 		return;
 	}
 	struct xml *r = dispatch_iq_result(iq);
-	xml_append(r, disco_own_info(node));
+	xml_append(r, disco_own_info(x, node));
 	xmppd_send(x, r);
 	xml_free(r);
 }
@@ -452,6 +475,17 @@ void disco_status(const struct xmppd *x, json_t *status)
 	for (size_t i = 0; disco_features[i] != NULL; i++) {
 		if (!listed_before(i)) {
 			json_array_append_new(ours, json_string(disco_features[i]));
+		}
+	}
+	const char *ns[HANDLERS_MAX_REGS];
+	size_t n = handlers_namespaces(x, ns, HANDLERS_MAX_REGS);
+	for (size_t i = 0; i < n; i++) {
+		bool dup = false;
+		for (size_t j = 0; disco_features[j] != NULL && !dup; j++) {
+			dup = strcmp(disco_features[j], ns[i]) == 0;
+		}
+		if (!dup) {
+			json_array_append_new(ours, json_string(ns[i]));
 		}
 	}
 	json_object_set_new(status, "client_features", ours);

@@ -38,9 +38,10 @@ bool disco_account_has(struct xmppd *x, const char *feature);
 void disco_when_ready(struct xmppd *x, void (*cb)(struct xmppd *x, void *ud),
 	void *ud);
 
-/* Our own disco#info <query/> (identity and disco_features[]), with
- * node set when not NULL; the caller frees it. */
-struct xml *disco_own_info(const char *node);
+/* Our own disco#info <query/> (identity, disco_features[] and the
+ * namespaces of x's iq-handle registrations; x may be NULL), with node
+ * set when not NULL; the caller frees it. */
+struct xml *disco_own_info(struct xmppd *x, const char *node);
 
 /* Adds "features" (what the server and the account offer, sorted) and
  * "client_features" (what we implement) to a status object. */

@@ -21,7 +21,7 @@
 #include "proto/ns.h"
 #include "proto/reader.h"
 
-#define MAX_REGS 256		/* namespaces registered, all clients */
+#define MAX_REGS HANDLERS_MAX_REGS	/* namespaces registered, all clients */
 #define MAX_PENDING 1024	/* requests waiting for handlers */
 #define MAX_NS_LEN 1024
 
@@ -217,6 +217,36 @@ static struct reg **find_reg(struct handlers *h, const char *ns,
 	return NULL;
 }
 
+static bool ns_held(const struct handlers *h, const char *ns)
+{
+	for (const struct reg *r = h->regs; r != NULL; r = r->next) {
+		if (strcmp(r->ns, ns) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+size_t handlers_namespaces(const struct xmppd *x, const char **out,
+	size_t max)
+{
+	size_t n = 0;
+	if (x->handlers == NULL) {
+		return 0;
+	}
+	for (const struct reg *r = x->handlers->regs; r != NULL && n < max;
+			r = r->next) {
+		bool seen = false;
+		for (size_t i = 0; i < n && !seen; i++) {
+			seen = strcmp(out[i], r->ns) == 0;
+		}
+		if (!seen) {
+			out[n++] = r->ns;
+		}
+	}
+	return n;
+}
+
 int handlers_register(struct xmppd *x, const char *ns, const char *type,
 	void *owner, handlers_deliver_cb deliver, struct xerr *e)
 {
@@ -245,10 +275,14 @@ int handlers_register(struct xmppd *x, const char *ns, const char *type,
 	r->type = type ? xstrdup(type) : NULL;
 	r->owner = owner;
 	r->deliver = deliver;
+	bool fresh = !ns_held(h, ns);
 	r->next = h->regs;
 	h->regs = r;
 	h->nregs++;
 	log_debug("handlers: '%s' registered", ns);
+	if (fresh) {
+		presence_send_again(x);	/* a new feature: a new caps hash */
+	}
 	return 0;
 }
 
@@ -271,7 +305,12 @@ int handlers_unregister(struct xmppd *x, const char *ns, const char *type,
 		return xerr_set(e, "item-not-found", "this client does not handle '%.128s'",
 			ns);
 	}
+	char *gone = xstrdup(ns);
 	reg_remove(x->handlers, rp);
+	if (!ns_held(x->handlers, gone)) {
+		presence_send_again(x);
+	}
+	free(gone);
 	return 0;
 }
 
@@ -279,12 +318,19 @@ void handlers_drop(struct xmppd *x, void *owner)
 {
 	struct handlers *h = x->handlers;
 	struct reg **rp = &h->regs;
+	bool changed = false;
 	while (*rp != NULL) {
 		if ((*rp)->owner == owner) {
+			char *ns = xstrdup((*rp)->ns);
 			reg_remove(h, rp);
+			changed |= !ns_held(h, ns);
+			free(ns);
 		} else {
 			rp = &(*rp)->next;
 		}
+	}
+	if (changed) {
+		presence_send_again(x);
 	}
 	struct pending **pp = &h->pending;
 	while (*pp != NULL) {

@@ -55,6 +55,14 @@ int handlers_reply(struct xmppd *x, void *owner,
 /* owner has gone: its namespaces are free again and its unanswered
  * requests get service-unavailable now. */
 void handlers_drop(struct xmppd *x, void *owner);
+/* Bound on registrations, all clients together. */
+#define HANDLERS_MAX_REGS 256
+
+/* Fills out (at most max) with the distinct namespaces registered now,
+ * borrowed until the next change; returns how many. */
+size_t handlers_namespaces(const struct xmppd *x, const char **out,
+	size_t max);
+
 /* The namespaces owner holds, as a new JSON array. */
 json_t *handlers_list(struct xmppd *x, void *owner);
 

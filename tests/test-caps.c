@@ -190,7 +190,7 @@ Test(caps, form_type_with_two_values_is_ill_formed)
 
 Test(caps, own_info_hashes_and_lists_what_we_implement)
 {
-	struct xml *q = disco_own_info(NULL);
+	struct xml *q = disco_own_info(NULL, NULL);
 	char *s = caps_string(q);
 	cr_assert(s != NULL);
 	cr_expect(strncmp(s, "client/bot//xmppd<", 18) == 0, "%s", s);

@@ -8,6 +8,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from fixtures import check
+from test_disco import CAPS_NODE, caps_ver
 
 ECHO = "urn:example:echo"
 EXT = "urn:example:ext"
@@ -319,3 +320,40 @@ def test_handlers_split_by_type(ctx):
 	check(r["ok"] is False, "unhandle without the type matched %r" % r)
 	r = setter.ok("iq-unhandle", ns=ECHO, type="set")
 	check(r.get("handled") == [], "still handled %r" % r)
+
+
+def test_handled_namespace_advertised_and_in_caps(ctx):
+	"""A namespace taken with iq-handle is a feature of ours: disco#info
+	lists it, and the caps hash in a fresh presence says so; it goes
+	again with its handler."""
+	(a, ax, ac), (b, bx, bc) = ctx.subscribed_pair()
+	a_full = ac.ok("status")["jid"]
+	before = bc.ok("disco", to=a_full)
+	check(ECHO not in before["features"], "echo listed before: %r" % before)
+	old_ver = caps_ver(before)
+
+	def presence_with_ver(pred):
+		return lambda e: (e.get("event") == "presence"
+			and e.get("from") == a_full and "caps" in e
+			and pred(e["caps"]["ver"]))
+	h = ax.client()
+	h.ok("iq-handle", ns=ECHO, type="get")
+	ev = bc.wait_event(presence_with_ver(lambda v: v != old_ver), 10,
+		"alice's presence with new caps")
+	check(ev["caps"]["node"] == CAPS_NODE, "caps %r" % ev["caps"])
+	info = bc.ok("disco", to=a_full)
+	check(ECHO in info["features"], "echo not listed: %r" % info)
+	check(caps_ver(info) == ev["caps"]["ver"], "caps ver %s, disco#info "
+		"hashes to %s" % (ev["caps"]["ver"], caps_ver(info)))
+	r = bc.ok("disco", to=a_full, node="%s#%s" % (CAPS_NODE,
+		ev["caps"]["ver"]))
+	check(ECHO in r["features"], "the caps node lacks echo: %r" % r)
+	check(ECHO in ac.ok("status")["client_features"], "status lacks echo")
+	# A second registration of the namespace changes nothing.
+	h.ok("iq-handle", ns=ECHO, type="set")
+	# The handler goes: so do the feature and the new hash.
+	h.close()
+	bc.wait_event(presence_with_ver(lambda v: v == old_ver), 10,
+		"alice's presence with the old caps again")
+	check(ECHO not in bc.ok("disco", to=a_full)["features"],
+		"echo still listed after its handler left")
