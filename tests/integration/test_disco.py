@@ -1,4 +1,4 @@
-"""Discovery and answers against Prosody: features in status (XEP-0030),
+"""Discovery and answers against the run's server: features in status (XEP-0030),
 the disco command, caps (XEP-0115), ping both ways (XEP-0199), time
 (XEP-0202) and version (XEP-0092) answered, blocking (XEP-0191) and
 client state (XEP-0352)."""

@@ -1,4 +1,4 @@
-"""Extensions outside the daemon, against Prosody: IQ handlers
+"""Extensions outside the daemon, against the run's server: IQ handlers
 registered over the socket (iq-handle, iq events, iq-reply, timeouts,
 a handler that goes away, conflicts), "stanza" events filtered by
 namespace, and the XML console ("xml" events, SASL redacted)."""

@@ -1,5 +1,5 @@
 """The server's message archive (XEP-0313 with XEP-0059 paging) against
-Prosody (mod_mam, archiving everything by default in the fixture): the
+Prosody or ejabberd (archiving everything by default in the fixtures): the
 catch-up after a fresh session, the history command, forged results, no
 catch-up after a resumption.
 

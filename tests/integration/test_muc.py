@@ -1,4 +1,4 @@
-"""Group chat against Prosody's MUC component (conference.localhost):
+"""Group chat against the server's MUC service (conference.localhost):
 joins and their errors, groupchat messages with room and nick, occupant
 events, subjects, invitations, kicks, leaves, self-pings and the rejoin
 after a fresh session. alice and bob each run an xmppd."""

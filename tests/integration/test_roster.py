@@ -1,5 +1,5 @@
-"""Roster, subscriptions and the presence table against Prosody (RFC 6121
-sections 2-4, XEP-0237 roster versioning), with two xmppds."""
+"""Roster, subscriptions and the presence table against the run's server
+(RFC 6121 sections 2-4, XEP-0237 roster versioning), with two xmppds."""
 
 import re
 

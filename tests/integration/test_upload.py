@@ -1,4 +1,5 @@
-"""HTTP File Upload (XEP-0363) against Prosody's mod_http_file_share:
+"""HTTP File Upload (XEP-0363) against Prosody's mod_http_file_share or
+ejabberd's mod_http_upload:
 xmppd finds the service after login and hands out slots; the test does
 the HTTP PUT and GET itself, as a local program would with curl."""
 
