@@ -268,3 +268,25 @@ def test_foreign_roster_push_ignored(ctx):
 	check(roster_item(ac, "mallory@localhost") is None,
 		"mallory got into the roster")
 	check(not events_named(ac, "roster"), "a foreign push was published")
+
+
+def test_own_presence_outlives_the_session(ctx):
+	"""The presence set with the command is the initial presence of the
+	next fresh session, not the configuration's."""
+	(a, ax, ac), (b, bx, bc) = ctx.subscribed_pair(
+		{"server": {"stream_management": "no"}})
+	b_full = bc.ok("status")["jid"]
+	bc.ok("presence", show="xa", status="gone fishing")
+	ac.wait_event(lambda e: e.get("event") == "presence"
+		and e.get("from") == b_full and e.get("show") == "xa", 10,
+		"bob's xa at alice")
+	del ac.events[:]
+	bc.ok("reconnect")
+	ac.wait_event(lambda e: e.get("event") == "presence"
+		and e.get("from") == b_full and e.get("type") == "unavailable", 15,
+		"bob's old session going")
+	ev = ac.wait_event(lambda e: e.get("event") == "presence"
+		and e.get("from") == b_full and e.get("type") is None, 15,
+		"bob's new session's presence")
+	check(ev.get("show") == "xa" and ev.get("status") == "gone fishing",
+		"the new session's presence %r" % ev)
