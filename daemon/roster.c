@@ -4,9 +4,10 @@
  * struct roster keeps the items sorted by prepared JID (looked up with a
  * binary search), the version the server gave with them (XEP-0237), and
  * the inbound subscription requests not answered yet, in arrival order.
- * Items and version stay in memory across reconnects, so a later login
- * sends the version and the server answers "unchanged" with an empty
- * result, or sends the changes as pushes.
+ * Items and version stay in memory across reconnects, and in the store
+ * (its meta row "roster") across restarts, so a later login sends the
+ * version and the server answers "unchanged" with an empty result, or
+ * sends the changes as pushes.
  *
  * Pushes are trusted only without 'from' or from the own bare JID (RFC
  * 6121 2.1.6): anything else is the classic roster-spoofing hole, so it
@@ -20,6 +21,7 @@
 #include "daemon/events.h"
 #include "daemon/log.h"
 #include "daemon/roster.h"
+#include "daemon/store.h"
 #include "daemon/subsystems.h"
 #include "proto/alloc.h"
 #include "proto/error.h"
@@ -278,6 +280,80 @@ static void set_ver(struct roster *r, const char *ver)
 	r->ver = ver ? xstrdup(ver) : NULL;
 }
 
+/* ---- the store's copy ---- */
+
+/* Items and version together, in the turn's transaction, so the
+ * version saved always matches the items saved. */
+static void save(struct xmppd *x)
+{
+	if (!store_enabled(x->store)) {
+		return;
+	}
+	json_t *o = roster_json(x);
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (text == NULL || !store_meta_set(x->store, "roster", text)) {
+		log_warnx("roster: cannot save the roster in the store");
+	}
+	free(text);
+}
+
+static bool item_from_json(json_t *o, struct roster_item *it)
+{
+	memset(it, 0, sizeof(*it));
+	const char *jid = json_string_value(json_object_get(o, "jid"));
+	const char *sub = json_string_value(json_object_get(o, "subscription"));
+	if (jid == NULL || !parse_sub(sub, &it->sub) || it->sub == SUB_REMOVE) {
+		return false;
+	}
+	it->jid = jid_prep(jid, false, NULL);
+	if (it->jid == NULL) {
+		return false;
+	}
+	const char *name = json_string_value(json_object_get(o, "name"));
+	it->name = name ? xstrdup(name) : NULL;
+	it->ask = json_object_get(o, "ask") != NULL;
+	size_t i;
+	json_t *g;
+	json_array_foreach(json_object_get(o, "groups"), i, g) {
+		const char *text = json_string_value(g);
+		if (text != NULL && text[0] != '\0' && !has_group(it, text) &&
+				it->ngroups < ROSTER_MAX_GROUPS) {
+			it->groups = xrealloc(it->groups,
+				(it->ngroups + 1) * sizeof(*it->groups));
+			it->groups[it->ngroups++] = xstrdup(text);
+		}
+	}
+	return true;
+}
+
+/* The roster as the store kept it, at start. */
+static void load_saved(struct xmppd *x)
+{
+	struct roster *r = x->roster;
+	char *text = store_meta_get(x->store, "roster");
+	json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(o, "items"), i, v) {
+		struct roster_item it;
+		if (item_from_json(v, &it)) {
+			upsert_item(r, &it);
+		} else {
+			item_finish(&it);
+		}
+	}
+	set_ver(r, json_string_value(json_object_get(o, "ver")));
+	json_decref(o);
+	log_info("roster: %zu items, version '%s', from the store", r->n,
+		r->ver ? r->ver : "");
+}
+
 /* ---- pending inbound requests ---- */
 
 static long find_pending(const struct roster *r, const char *jid)
@@ -423,6 +499,7 @@ static void fetched(void *ud, const struct xml *reply, const char *condition,
 		return;
 	}
 	load_roster(r, query);
+	save(x);
 	log_info("roster: %zu items, version '%s'", r->n, r->ver ? r->ver : "");
 }
 
@@ -517,10 +594,12 @@ static void apply_push(struct xmppd *x, const struct xml *iq,
 		remove_item(r, it.jid);
 		remove_pending(r, it.jid);
 		item_finish(&it);
+		save(x);
 		return;
 	}
 	resolve_pending(r, &it);
 	upsert_item(r, &it);
+	save(x);
 }
 
 void roster_handle_iq(struct xmppd *x, const struct xml *iq)
@@ -744,6 +823,7 @@ void roster_handle_subscription(struct xmppd *x, const struct xml *presence)
 static void roster_init(struct xmppd *x)
 {
 	x->roster = xcalloc(1, sizeof(*x->roster));
+	load_saved(x);
 }
 
 static void roster_free(struct xmppd *x)

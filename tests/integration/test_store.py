@@ -240,3 +240,29 @@ def test_since_and_history_across_a_crash(ctx):
 	again = [e for e in c.events if message_from(a.jid)(e)
 		and e["body"] in bodies]
 	check(not again, "republished after the restart: %r" % again)
+
+
+def test_roster_version_across_a_restart(ctx):
+	"""The roster and its version are kept in the store: after a restart
+	the login sends the version and the server answers "unchanged"."""
+	a = ctx.account("alice")
+	ax, ac = ctx.online(a, events=("roster", "state"))
+	carol = "carol@localhost"
+	ac.ok("roster-set", jid=carol, name="Carol", groups=["Friends"])
+	ac.wait_event(lambda e: e.get("event") == "roster" and
+		e.get("jid") == carol, 10, "the roster push")
+	before = ac.ok("roster")
+	check(before.get("ver"), "Prosody gave no roster version: %r" % before)
+	status, _ = ax.stop()
+	check(status == 0, "xmppd exited with %r" % status)
+	ax.start()
+	c = ax.client()
+	c.ok("subscribe", events=["state"])
+	check(c.wait_state(("online",), 20)["state"] == "online", "not online")
+	wait_until(lambda: "roster: unchanged since version" in ax.log_text(),
+		10, 0.05, "the versioned roster request answered unchanged")
+	after = c.ok("roster")
+	check(after["items"] == before["items"] and after["ver"] ==
+		before["ver"], "roster after the restart %r, before %r"
+		% (after, before))
+	check("from the store" in ax.log_text(), "not loaded from the store")
