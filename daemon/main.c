@@ -172,6 +172,9 @@ static void start_signals(struct app *app)
 	uv_signal_start(&app->sigint, quit_cb, SIGINT);
 	uv_signal_start(&app->sighup, hup_cb, SIGHUP);
 	signal(SIGPIPE, SIG_IGN);
+	/* Past a file size limit (ulimit -f) a write fails with EFBIG, which
+	 * the store reports, instead of killing the daemon. */
+	signal(SIGXFSZ, SIG_IGN);
 }
 
 /* The control socket: the one systemd passed (socket activation), else

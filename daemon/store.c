@@ -91,6 +91,7 @@ struct store {
 	bool fsync;		/* synchronous = FULL, else NORMAL */
 	char *path;
 	char *error;		/* why it is unusable, or NULL */
+	char *last_error;	/* the last commit failure, even if past */
 	bool open_failed;	/* error is permanent */
 	sqlite3 *db;
 	sqlite3_stmt *stmts[NSTMTS];
@@ -331,6 +332,8 @@ static void commit(struct store *s)
 			s->path, err);
 		free(s->error);
 		s->error = xstrdup(err);
+		free(s->last_error);
+		s->last_error = xstrdup(err);
 	} else if (s->error != NULL && !s->open_failed) {
 		log_info("store: %s: commits work again", s->path);
 		free(s->error);
@@ -529,6 +532,7 @@ static void store_free(struct store *s)
 {
 	free(s->path);
 	free(s->error);
+	free(s->last_error);
 	free(s);
 }
 
@@ -602,6 +606,9 @@ void store_status(const struct store *s, json_t *o)
 	}
 	if (s->enabled && s->error != NULL) {
 		json_object_set_new(st, "error", json_string(s->error));
+	}
+	if (s->last_error != NULL) {
+		json_object_set_new(st, "last_error", json_string(s->last_error));
 	}
 	json_object_set_new(o, "store", st);
 }

@@ -52,7 +52,9 @@ bool store_enabled(const struct store *s);
 /* Why an enabled store cannot be used (open failed, or the last commit
  * failed), or NULL when it works or is disabled. */
 const char *store_error(const struct store *s);
-/* Adds "store": {"enabled","path"?,"ok","error"?} to a status object. */
+/* Adds "store": {"enabled","path"?,"ok","error"?,"last_error"?} to a
+ * status object (last_error: the latest failed commit, even when later
+ * ones worked). */
 void store_status(const struct store *s, json_t *o);
 /* Calls cb once the writes so far are committed (or failed). */
 void store_when_committed(struct store *s, store_done_cb cb, void *ud);

@@ -266,3 +266,86 @@ def test_roster_version_across_a_restart(ctx):
 		before["ver"], "roster after the restart %r, before %r"
 		% (after, before))
 	check("from the store" in ax.log_text(), "not loaded from the store")
+
+
+def test_retention_prunes_old_messages(ctx):
+	"""Messages older than [store] retention days leave the log at start;
+	since then reports the gap."""
+	import sqlite3
+	a, b = ctx.account("alice"), ctx.account("bob")
+	bx, bc = ctx.online(b, events=("message", "state"))
+	ax, ac = ctx.online(a, events=("state",))
+	bodies = ["kept for a while %d" % i for i in range(4)]
+	for body in bodies:
+		ac.ok("send", to=b.jid, body=body)
+	evs = [bc.wait_event(message_from(a.jid, body), 20, body)
+		for body in bodies]
+	status, _ = bx.stop()
+	check(status == 0, "xmppd exited with %r" % status)
+	db = sqlite3.connect(db_path(bx))
+	with db:
+		n = db.execute("UPDATE messages SET time = time - 400 * 86400000 "
+			"WHERE seq <= ?", (evs[1]["seq"],)).rowcount
+	db.close()
+	check(n == 2, "aged %d rows, not 2" % n)
+	bx.start()
+	c = bx.client()
+	h = c.ok("history", source="local", **{"with": a.jid})
+	check([m["body"] for m in h["messages"]] == bodies[2:],
+		"history after pruning: %r" % h)
+	r = c.ok("subscribe", events=["message"], since=0)
+	check(r.get("gap") is True, "no gap for pruned messages: %r" % r)
+	check([e["body"] for e in c.events if e.get("event") == "message"]
+		== bodies[2:], "replay after pruning: %r" % c.events)
+	check("store: pruned 2 messages older than 365 days" in bx.log_text(),
+		"pruning not logged")
+
+
+def test_disk_full(ctx):
+	"""Under a file size limit (prlimit --fsize) the database soon cannot
+	grow: sends are refused with the reason, status says so, the daemon
+	stays up, and bob gets exactly the messages that were accepted."""
+	a, b = ctx.account("alice"), ctx.account("bob")
+	bx, bc = ctx.online(b, events=("message", "state"))
+	ax = ctx.xmppd(a, {"log": {"level": "info", "xml": "no"}}, start=False)
+	old = os.environ.get("XMPPD_WRAPPER")
+	os.environ["XMPPD_WRAPPER"] = "prlimit --fsize=%d" % (192 * 1024)
+	try:
+		ax.start()
+	finally:
+		if old is None:
+			os.environ.pop("XMPPD_WRAPPER")
+		else:
+			os.environ["XMPPD_WRAPPER"] = old
+	ac = ax.client()
+	ac.ok("subscribe", events=["state"])
+	check(ac.wait_state(("online",), 20)["state"] == "online", "not online")
+	accepted, refused = [], None
+	for i in range(3000):
+		body = "filling the disk %04d %s" % (i, "x" * 200)
+		r = ac.request("send", to=b.jid, body=body)
+		if not r["ok"]:
+			refused = r
+			break
+		accepted.append(body)
+	check(refused is not None, "3000 sends fit under the limit")
+	check(refused["error"]["condition"] in ("internal-server-error",
+		"resource-constraint") and "store" in refused["error"]["text"],
+		"refusal without a reason: %r" % refused)
+	# A later commit may fit again (SQLite restarts its log), so ok may
+	# be true by now; the failure stays in last_error.
+	st = ac.ok("status")["store"]
+	check(st.get("last_error") and st["last_error"] in
+		refused["error"]["text"], "status %r" % st)
+	check(ax.running(), "xmppd died")
+	check(len(accepted) >= 1, "nothing was accepted")
+	marker = accepted[-1]
+	bc.wait_event(message_from(a.jid, marker), 30, "the last accepted")
+	# The refused message is never sent: a ping round trip later it has
+	# not arrived either.
+	ac.ok("iq", type="get", to=b.jid + "/xmppd",
+		payload="<ping xmlns='urn:xmpp:ping'/>")
+	got = [e["body"] for e in bc.events if message_from(a.jid)(e)]
+	got.append(marker)
+	check(got == accepted, "bob got %d of the %d accepted: %r"
+		% (len(got), len(accepted), got[-3:]))
