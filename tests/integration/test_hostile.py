@@ -172,6 +172,30 @@ def test_deep_nesting(ctx):
 	back_online(srv, x, c)
 
 
+def test_huge_start_tags(ctx):
+	"""Start tags that cost libxml2 quadratic time: refused early, and
+	cheaply (a regression burns seconds of CPU on one tag, kept under
+	max_stanza so that the size limit does not stop it first)."""
+	srv, x, c, conn = start(ctx)
+	pid = x.proc.pid
+	cpu = F.proc_cpu_seconds(pid)
+	attrs = "".join(" a%d='%d'" % (i, i) for i in range(60000))
+	conn.send("<message from='bob@localhost/r'%s><body>x</body></message>"
+		% attrs)
+	stream_error(conn, "policy-violation")
+	log_says(x, "too many attributes")
+	conn = back_online(srv, x, c)
+	decls = "".join(" xmlns:p%d='urn:x:%d'" % (i, i) for i in range(200))
+	conn.send("<message from='bob@localhost/r'%s><body>x</body></message>"
+		% decls)
+	stream_error(conn, "policy-violation")
+	log_says(x, "too many namespace declarations")
+	used = F.proc_cpu_seconds(pid) - cpu
+	print("    two huge start tags: %.2fs of CPU" % used)
+	check(used < 2.0, "xmppd used %.1fs of CPU on two start tags" % used)
+	back_online(srv, x, c)
+
+
 def test_binary_garbage(ctx):
 	srv, x, c, conn = start(ctx)
 	rnd = bytes(range(256)) * 4 + os.urandom(4096)
