@@ -59,6 +59,8 @@
 #define IN_MAX (1024 * 1024)
 #define DEFAULT_TIMEOUT_MS 10000
 #define LINGER_MS 2000
+#define OUT_HIGH (4 * 1024 * 1024)	/* unsent: stop reading the server */
+#define OUT_LOW (1024 * 1024)		/* ...until it has taken this much */
 #define KEEPALIVE_S 60
 #define ERRORS_MAX 400
 #define DEFAULT_PRIORITY "NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-DTLS-ALL"
@@ -130,6 +132,7 @@ struct transport {
 	struct buf out;
 	struct buf early;
 	size_t inflight;
+	bool read_paused;	/* the server is not reading: see backlog() */
 
 	struct stream_tls_info info;
 	unsigned char unique[64];
@@ -300,6 +303,50 @@ static bool deliver(struct transport *t, const char *data, size_t len)
 
 /* Transport callbacks ---------------------------------------------------- */
 
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
+static bool tcp_usable(const struct transport *t)
+{
+	return t->tcp_open && !uv_is_closing((const uv_handle_t *)&t->tcp);
+}
+
+/* Reads from the server again after a pause. */
+static void resume_reading(struct transport *t)
+{
+	t->read_paused = false;
+	if (!tcp_usable(t) || t->peer_closed) {
+		return;
+	}
+	int r = uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read);
+	if (r < 0) {
+		fail(t, TRANSPORT_ERR_IO, "read from %s failed: %s", t->cur_addr,
+			uv_strerror(r));
+	}
+}
+
+/*
+ * Back-pressure toward a server that keeps sending but does not read
+ * what we write (answers to its requests, acks): past OUT_HIGH unsent
+ * bytes we stop reading it, so nothing more gets answered and the
+ * queue stays bounded; below OUT_LOW we read again. The keepalive probe
+ * ends a connection that stays stuck.
+ */
+static void backlog(struct transport *t)
+{
+	if (!t->read_paused && t->inflight > OUT_HIGH && !t->quiet &&
+			tcp_usable(t)) {
+		t->read_paused = true;
+		uv_read_stop((uv_stream_t *)&t->tcp);
+		log_warnx("transport %s: the server is not reading (%zu bytes "
+			"unsent): not reading from it until it does", t->host,
+			t->inflight);
+	} else if (t->read_paused && t->inflight < OUT_LOW && !t->freeing) {
+		log_info("transport %s: the server reads again", t->host);
+		resume_reading(t);
+	}
+}
+
 static void on_write(uv_write_t *req, int status)
 {
 	struct wreq *w = (struct wreq *)req;
@@ -310,7 +357,9 @@ static void on_write(uv_write_t *req, int status)
 	if (status < 0 && status != UV_ECANCELED) {
 		fail(t, TRANSPORT_ERR_IO, "write to %s failed: %s", t->cur_addr,
 			uv_strerror(status));
+		return;
 	}
+	backlog(t);
 }
 
 static bool can_write(const struct transport *t)
@@ -336,7 +385,9 @@ static void flush(struct transport *t)
 		free(w);
 		fail(t, TRANSPORT_ERR_IO, "write to %s failed: %s", t->cur_addr,
 			uv_strerror(r));
+		return;
 	}
+	backlog(t);
 }
 
 static ssize_t tls_push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
@@ -1162,6 +1213,10 @@ void transport_shutdown(struct transport *t)
 	t->quiet = true;
 	uv_timer_stop(&t->defer);
 	uv_timer_stop(&t->timer);
+	if (t->read_paused) {
+		/* Lingering reads (and drops) what the server still sends. */
+		resume_reading(t);
+	}
 	if (t->state == TS_TLS) {
 		gnutls_bye(t->session, GNUTLS_SHUT_WR);
 	}

@@ -6,7 +6,10 @@ writes), log why, publish nothing it should not, and log in again."""
 import json
 import os
 import re
+import select
 import socket
+import ssl
+import time
 
 from fakeserver import FakeServer
 import fixtures as F
@@ -315,3 +318,73 @@ def test_iq_reply_spoofs(ctx):
 	for frm in ("mallory@localhost/x", "localhost", ""):
 		log_says(x, "ignoring a reply to iq '%s' from '%s'" % (iid, frm))
 	check(not conn.closed, "xmppd hung up")
+
+
+# ---- a server that sends requests and never reads the answers ----
+
+def test_server_that_does_not_read(ctx):
+	srv, x, c, conn = start(ctx)
+	pid = x.proc.pid
+	before = F.proc_status(pid)
+	# Each request gets an answer several times its size.
+	req = ("<iq type='get' id='zz%07d' from='bob@localhost/r'><query xmlns="
+		"'http://jabber.org/protocol/disco#info'/></iq>")
+	size = len(req % 0)
+	cap = (8 << 20) // size
+	s = conn.sock
+	s.setblocking(False)
+	out, sent, n = b"", 0, 0
+	got, tail = 0, b""
+	stalled = None
+	# Write without reading until xmppd stops taking more (it must stop
+	# reading rather than queue its answers without bound), or the cap.
+	while n < cap or out:
+		if not out:
+			out = "".join(req % i for i in range(n, min(cap, n + 500)))
+			out = out.encode()
+			n = min(cap, n + 500)
+		_, w, _ = select.select([], [s], [], 1.0)
+		if not w:
+			stalled = sent // size
+			break
+		try:
+			k = s.send(out[:16384])
+		except ssl.SSLWantWriteError:
+			continue
+		out, sent = out[k:], sent + k
+	after = F.proc_status(pid)
+	grew = after["VmHWM"] - before["VmHWM"]
+	print("    %d requests (%d KiB) written before xmppd stopped reading; "
+		"VmHWM %d -> %d KiB" % (sent // size, sent >> 10, before["VmHWM"],
+			after["VmHWM"]))
+	check(stalled is not None, "xmppd read all %d requests without its "
+		"answers being read" % cap)
+	check(grew < F.rss_bound_kib(pid, 16 << 10), "peak RSS grew by %d KiB "
+		"while the server did not read" % grew)
+	log_says(x, "the server is not reading")
+	# Now read: xmppd goes on, every request is answered, once.
+	total = n
+	deadline = time.monotonic() + 60
+	while got < total:
+		check(time.monotonic() < deadline, "%d of %d answers" % (got,
+			total))
+		r, w, _ = select.select([s], [s] if out else [], [], 5)
+		if w and out:
+			try:
+				k = s.send(out[:16384])
+				out = out[k:]
+			except ssl.SSLWantWriteError:
+				pass
+		if r or s.pending():
+			try:
+				data = s.recv(1 << 16)
+			except ssl.SSLWantReadError:
+				continue
+			check(data, "xmppd hung up")
+			data = tail + data
+			got += data.count(b"id=\"zz")
+			tail = data[-16:]
+			got -= tail.count(b"id=\"zz")
+	check(got == total, "%d answers to %d requests" % (got, total))
+	s.setblocking(True)
+	check(c.ok("status")["state"] == "online", "xmppd is not online")
