@@ -1,0 +1,292 @@
+/*
+ * daemon/store.c on a loop of its own, in a temporary directory: the
+ * schema and its version, the file mode, group commit (one transaction
+ * per loop turn, callers told after it), a failed turn rolled back whole,
+ * the outbox and log read back after a reopen, seq reservation, and a
+ * file that is not a database.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "daemon/config.h"
+#include "daemon/events.h"
+#include "daemon/store.h"
+#include "proto/alloc.h"
+
+static uv_loop_t loop;
+static struct config cfg;
+static char dir[64];
+static char *path;
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/xmppd-test-store-XXXXXX");
+	cr_assert(ne(ptr, mkdtemp(dir), NULL));
+	path = xasprintf("%s/sub/alice@example.org.db", dir);
+	config_init(&cfg);
+	cfg.store_path = xstrdup(path);
+	cfg.store_enabled = true;
+	cfg.store_fsync = false;
+	cfg.store_retention = 365;
+	cr_assert(eq(int, uv_loop_init(&loop), 0));
+	events_init(0);
+}
+
+static void rm(const char *suffix)
+{
+	char *p = xasprintf("%s%s", path, suffix);
+	unlink(p);
+	free(p);
+}
+
+static void teardown(void)
+{
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cr_expect(eq(int, uv_loop_close(&loop), 0));
+	events_finish();
+	config_finish(&cfg);
+	rm("");
+	rm("-wal");
+	rm("-shm");
+	char *sub = xasprintf("%s/sub", dir);
+	rmdir(sub);
+	free(sub);
+	rmdir(dir);
+	free(path);
+}
+
+TestSuite(store, .init = setup, .fini = teardown, .timeout = 30);
+
+/* What the waiters heard. */
+static int told;
+static int told_ok;
+static char last_error[256];
+
+static void done_cb(void *ud, const char *error)
+{
+	told++;
+	if (error == NULL) {
+		told_ok++;
+	} else {
+		snprintf(last_error, sizeof(last_error), "%s", error);
+	}
+}
+
+static int64_t add(struct store *s, const char *id)
+{
+	return store_outbox_add(s, id, "bob@example.org",
+		"<message to='bob@example.org'/>", store_wall_ms());
+}
+
+static int rows(const char *table)
+{
+	sqlite3 *db;
+	cr_assert(eq(int, sqlite3_open(path, &db), SQLITE_OK));
+	char *sql = xasprintf("SELECT count(*) FROM %s", table);
+	sqlite3_stmt *st;
+	int n = -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+			sqlite3_step(st) == SQLITE_ROW) {
+		n = sqlite3_column_int(st, 0);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(sql);
+	return n;
+}
+
+Test(store, creates_a_private_versioned_database)
+{
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	cr_assert(eq(ptr, (void *)store_error(s), NULL));
+	struct stat stb;
+	cr_assert(eq(int, stat(path, &stb), 0));
+	cr_expect(eq(int, (int)(stb.st_mode & 0777), 0600));
+	sqlite3 *db;
+	sqlite3_open(path, &db);
+	sqlite3_stmt *st;
+	sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+	cr_assert(eq(int, sqlite3_step(st), SQLITE_ROW));
+	cr_expect(eq(int, sqlite3_column_int(st, 0), 1));
+	sqlite3_finalize(st);
+	sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+	cr_assert(eq(int, sqlite3_step(st), SQLITE_ROW));
+	cr_expect(eq(str, (char *)sqlite3_column_text(st, 0), "wal"));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	store_close(s);
+}
+
+Test(store, one_commit_per_turn_then_the_callers)
+{
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	told = told_ok = 0;
+	for (int i = 0; i < 100; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "m%d", i);
+		cr_assert(gt(i64, add(s, id), 0));
+		store_when_committed(s, done_cb, NULL);
+	}
+	/* Nothing committed yet: another connection sees no rows. */
+	cr_expect(eq(int, rows("outbox"), 0));
+	cr_expect(eq(int, told, 0));
+	uv_run(&loop, UV_RUN_NOWAIT);
+	cr_expect(eq(int, told, 100));
+	cr_expect(eq(int, told_ok, 100));
+	cr_expect(eq(int, rows("outbox"), 100));
+	store_close(s);
+}
+
+static int loaded;
+
+static void load_cb(void *ud, int64_t rowid, const char *msg_id,
+	const char *to, const char *stanza, int64_t accepted_ms)
+{
+	char want[16];
+	snprintf(want, sizeof(want), "m%d", loaded == 0 ? 1 : 2);
+	cr_expect(eq(str, (char *)msg_id, want));
+	cr_expect(eq(str, (char *)to, "bob@example.org"));
+	loaded++;
+}
+
+Test(store, outbox_survives_a_reopen_minus_removed_rows)
+{
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	int64_t r0 = add(s, "m0");
+	add(s, "m1");
+	add(s, "m2");
+	uv_run(&loop, UV_RUN_NOWAIT);
+	store_outbox_remove(s, r0);
+	store_close(s);
+	s = store_open(&loop, &cfg, "alice@example.org");
+	loaded = 0;
+	store_outbox_load(s, load_cb, NULL);
+	cr_expect(eq(int, loaded, 2));
+	store_close(s);
+}
+
+Test(store, a_failed_write_rolls_back_the_whole_turn)
+{
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	told = told_ok = 0;
+	add(s, "kept");
+	store_when_committed(s, done_cb, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	cr_assert(eq(int, told_ok, 1));
+	/* Another connection holds the write lock: this turn cannot
+	 * begin its transaction, and every write of it is refused. */
+	sqlite3 *db;
+	sqlite3_open(path, &db);
+	sqlite3_busy_timeout(db, 5000);
+	cr_assert(eq(int, sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+		SQLITE_OK));
+	cr_expect(eq(i64, add(s, "refused"), 0));
+	store_when_committed(s, done_cb, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	cr_expect(eq(int, told, 2));
+	cr_expect(eq(int, told_ok, 1));
+	cr_expect(ne(ptr, strstr(last_error, "locked"), NULL), "%s", last_error);
+	cr_expect(ne(ptr, (void *)store_error(s), NULL));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	/* The next turn works again. */
+	cr_expect(gt(i64, add(s, "later"), 0));
+	store_when_committed(s, done_cb, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	cr_expect(eq(int, told_ok, 2));
+	cr_expect(eq(ptr, (void *)store_error(s), NULL));
+	cr_expect(eq(int, rows("outbox"), 2));
+	store_close(s);
+}
+
+Test(store, seq_starts_above_every_number_handed_out)
+{
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	cr_expect(eq(u64, events_last_seq(), 0));
+	uint64_t last = 0;
+	for (int i = 0; i < 25000; i++) {
+		last = events_publish("test", json_object());
+	}
+	store_close(s);
+	events_init(0);
+	s = store_open(&loop, &cfg, "alice@example.org");
+	cr_expect(ge(u64, events_last_seq(), last));
+	cr_expect(ge(u64, store_seq_start(s), last));
+	store_close(s);
+}
+
+static unsigned read_rows;
+
+static bool row_cb(void *ud, uint64_t seq, bool outbound, const char *event,
+	size_t len)
+{
+	cr_expect(eq(u64, seq, 10 + read_rows));
+	read_rows++;
+	return true;
+}
+
+Test(store, log_known_by_stanza_id_and_origin_key)
+{
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	for (int i = 0; i < 5; i++) {
+		char sid[16], key[32];
+		snprintf(sid, sizeof(sid), "s%d", i);
+		snprintf(key, sizeof(key), "bob@example.org o %d", i);
+		struct store_msg m = {
+			.seq = 10 + (uint64_t)i, .sender = "bob@example.org",
+			.peer = "bob@example.org", .type = "chat", .stanza_id = sid,
+			.origin_key = key, .event = "{\"event\":\"message\"}",
+		};
+		cr_assert(store_log_message(s, &m));
+	}
+	uv_run(&loop, UV_RUN_NOWAIT);
+	cr_expect(store_message_known(s, "s3", NULL));
+	cr_expect(store_message_known(s, NULL, "bob@example.org o 4"));
+	cr_expect(not(store_message_known(s, "s9", "bob@example.org o 9")));
+	struct store_query q = { .after = 11, .peer = "bob@example.org" };
+	read_rows = 2;
+	cr_assert(eq(int, store_log_read(s, &q, row_cb, NULL), 0));
+	cr_expect(eq(u32, read_rows, 5));
+	store_close(s);
+}
+
+Test(store, garbage_is_reported_and_refuses_writes)
+{
+	char *sub = xasprintf("%s/sub", dir);
+	mkdir(sub, 0700);
+	free(sub);
+	FILE *f = fopen(path, "w");
+	for (int i = 0; i < 1000; i++) {
+		fputs("this is not a database at all ", f);
+	}
+	fclose(f);
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	cr_assert(ne(ptr, (void *)store_error(s), NULL));
+	cr_expect(eq(i64, add(s, "x"), 0));
+	cr_expect(not(store_log_message(s, &(struct store_msg){ .seq = 1,
+		.event = "{}" })));
+	json_t *o = json_object();
+	store_status(s, o);
+	bool ok = json_is_true(json_object_get(json_object_get(o, "store"),
+		"ok"));
+	cr_expect(not(ok));
+	json_decref(o);
+	store_close(s);
+}
+
+Test(store, disabled_is_no_error)
+{
+	cfg.store_enabled = false;
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	cr_expect(not(store_enabled(s)));
+	cr_expect(eq(ptr, (void *)store_error(s), NULL));
+	cr_expect(eq(int, access(path, F_OK), -1));
+	store_close(s);
+}
