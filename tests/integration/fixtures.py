@@ -1148,6 +1148,15 @@ def sanitized(pid):
 	return "libasan" in maps or "vgpreload" in maps
 
 
+def under_valgrind(pid):
+	"""Whether pid runs under valgrind (XMPPD_WRAPPER, tools/valgrind)."""
+	try:
+		with open("/proc/%d/maps" % pid) as f:
+			return "vgpreload" in f.read()
+	except OSError:
+		return False
+
+
 def rss_bound_kib(pid, kib):
 	"""kib, or four times as much under a sanitizer (sanitized())."""
 	return kib * 4 if sanitized(pid) else kib

@@ -263,6 +263,10 @@ def test_descriptor_exhaustion(ctx):
 	srv, x, conn, c0 = daemon(ctx, wrapper=["prlimit", "--nofile=%d:%d"
 		% (limit, limit), "--"])
 	pid = x.proc.pid
+	if F.under_valgrind(pid):
+		# valgrind keeps descriptors of its own at the top of the limit
+		# and closes what accept() returns there: clients see EOF.
+		raise F.Skip("descriptor exhaustion is not valgrind's to judge")
 	free = limit - F.proc_fds(pid)
 	waiting = []
 	try:
