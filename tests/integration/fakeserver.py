@@ -247,9 +247,13 @@ class FakeServer:
 		self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 		self.ctx.load_cert_chain(certs.cert, certs.key)
 
-	def start(self):
+	def start(self, rcvbuf=None):
+		"""Listens; rcvbuf sets SO_RCVBUF of the connections (small: a
+		server that reads slowly fills up sooner)."""
 		self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 		self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+		if rcvbuf is not None:
+			self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
 		self.lsock.bind((self.host, 0))
 		self.lsock.listen(8)
 		self.port = self.lsock.getsockname()[1]
