@@ -473,7 +473,15 @@ Component "upload.localhost" "http_file_share"
 class Ejabberd(Server):
 	"""A private ejabberd node: own ejabberd.yml and ejabberdctl.cfg,
 	spool dir, node name and cookie, and an explicit Erlang distribution
-	port on loopback (no epmd). Runs as the ejabberd user."""
+	port on loopback (no epmd). Runs as the ejabberd user.
+
+	Configured for the IM tests (run.py --server ejabberd): roster
+	versioning, carbons, MAM archiving everything (Mnesia: fine for a
+	few messages per account), blocking, MUC on conference.localhost,
+	offline storage, stream management, CSI, caps, HTTP upload on
+	upload.localhost served on http_port, and mod_http_api there for
+	registering accounts from loopback. The debug log is what
+	traffic() and session_log() read."""
 
 	name = "ejabberd"
 
