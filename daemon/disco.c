@@ -34,10 +34,13 @@ const char *const disco_features[] = {
 	NS_CHATSTATES,
 	NS_DISCO_INFO,
 	NS_DISCO_ITEMS,
+	NS_MUC,			/* XEP-0045 6.7: we join rooms */
 	NS_PING,
 	NS_RECEIPTS,
+	NS_SID,			/* XEP-0359: origin-id out, stanza-id kept */
 	NS_TIME,
 	NS_VERSION,
+	NS_X_CONFERENCE,	/* XEP-0249: direct invitations are events */
 	NULL,
 };
 

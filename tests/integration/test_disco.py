@@ -86,7 +86,9 @@ def test_disco_of_us_and_caps_node(ctx):
 	info = bc.ok("disco", to=a_full)
 	check({"category": "client", "type": "bot", "name": "xmppd"} in
 		info["identities"], "identities %r" % info["identities"])
-	check("urn:xmpp:time" in info["features"], "features %r" % info)
+	for f in ("urn:xmpp:time", "jabber:x:conference", "urn:xmpp:sid:0",
+			"http://jabber.org/protocol/muc"):
+		check(f in info["features"], "%s not in features %r" % (f, info))
 	ver = caps_ver(info)
 	r = bc.ok("disco", to=a_full, node="%s#%s" % (CAPS_NODE, ver))
 	check(sorted(r["features"]) == sorted(info["features"]),
