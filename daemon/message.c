@@ -494,9 +494,10 @@ static void answer_receipt(struct xmppd *x, const struct xml *m,
 	xml_set_attr(r, "type", type);
 	char *rid = xmppd_new_id();
 	xml_set_attr(r, "id", rid);
-	free(rid);
 	struct xml *rcv = xml_add(r, "received", NS_RECEIPTS);
 	xml_set_attr(rcv, "id", id);
+	xml_set_attr(xml_add(r, "origin-id", NS_SID), "id", rid);
+	free(rid);
 	if (!xmppd_send(x, r)) {
 		log_debug("the receipt for '%s' could not be sent", id);
 	}

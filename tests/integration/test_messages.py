@@ -49,6 +49,10 @@ def test_receipt_round_trip(ctx):
 		mid))
 	# bob's xmppd answers by itself; alice learns it was delivered.
 	ac.wait_event(sent_status(mid, "delivered"), 10, "delivered for " + mid)
+	# The receipt has an origin-id, as everything xmppd sends.
+	wait_until(lambda: re.search(r"RECV: <message[^\n]*<received [^\n]*"
+		r"%s[^\n]*<origin-id xmlns=.urn:xmpp:sid:0." % mid,
+		ctx.server.traffic(0)), 5, 0.1, "the receipt's origin-id")
 	wait_until(lambda: re.search(r"RECV: <message[^\n]*<request "
 		r"xmlns=.urn:xmpp:receipts", ctx.server.traffic(0)), 5, 0.1,
 		"a receipt request in the server's log")
