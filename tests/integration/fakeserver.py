@@ -66,6 +66,7 @@ class Conn:
 		self.jid = None
 		self.answered = set()
 		self.online = False	# answer_iqs only once bound
+		self.resumed_tried = False	# xmppd asked to resume (refused)
 
 	# ---- bytes ----
 
@@ -201,7 +202,9 @@ class Conn:
 	# ---- negotiation ----
 
 	def login(self, sm=False, timeout=10):
-		"""Stream, PLAIN, bind; returns the bound full JID."""
+		"""Stream, PLAIN, bind (a resumption is refused first), and with
+		sm stream management enabled (<r/> is never answered); returns
+		the bound full JID."""
 		self.read_until(b"<stream:stream", timeout)
 		self.read_until(b">", timeout)
 		self.send(HEADER % (self.num * 2) + "<stream:features>"
@@ -219,12 +222,24 @@ class Conn:
 			"<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
 			+ ("<sm xmlns='urn:xmpp:sm:3'/>" if sm else "")
 			+ "</stream:features>")
-		bind = self.read_until(b"</iq>", timeout)
+		bind = self.read_until(re.compile(rb"<resume\b[^>]*>|</iq>"),
+			timeout)
+		if b"<resume" in bind:
+			# Every session is new here.
+			self.resumed_tried = True
+			self.send("<failed xmlns='urn:xmpp:sm:3'><item-not-found "
+				"xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>")
+			bind = self.read_until(b"</iq>", timeout)
 		iid = attrs(IQ_RE.search(bind).group(1))["id"]
 		self.answered.add(iid)
 		self.jid = self.server.user_jid + "/xmppd"
 		self.send("<iq type='result' id='%s'><bind xmlns='urn:ietf:params:"
 			"xml:ns:xmpp-bind'><jid>%s</jid></bind></iq>" % (iid, self.jid))
+		if sm:
+			self.read_until(b"<enable", timeout)
+			self.read_until(b">", timeout)
+			self.send("<enabled xmlns='urn:xmpp:sm:3' id='sm-%d' "
+				"resume='true'/>" % self.num)
 		self.online = True
 		return self.jid
 

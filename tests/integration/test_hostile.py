@@ -22,7 +22,7 @@ STREAM_HEADER = ("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
 
 
 def start(ctx, conf=None, events=("state", "message", "roster"),
-		rcvbuf=None):
+		rcvbuf=None, sm=False):
 	"""A fake server and an xmppd logged in to it: (server, xmppd,
 	subscribed client, connection)."""
 	srv = FakeServer(ctx.certs, os.path.join(ctx.ws.mkdir("fake"),
@@ -35,7 +35,7 @@ def start(ctx, conf=None, events=("state", "message", "roster"),
 	ctx._owned.append(srv)
 	c = x.client()
 	c.ok("subscribe", events=list(events))
-	conn = srv.accept()
+	conn = srv.accept(sm=sm)
 	c.wait_state(("online",), 10)
 	return srv, x, c, conn
 
@@ -53,9 +53,9 @@ def stream_error(conn, condition, timeout=10):
 	conn.wait_closed()
 
 
-def back_online(srv, x, c):
+def back_online(srv, x, c, sm=False):
 	"""xmppd logs in again by itself; returns the new connection."""
-	conn = srv.accept(timeout=15)
+	conn = srv.accept(timeout=15, sm=sm)
 	c.wait_state(("online",), 10)
 	check(x.running(), "xmppd died")
 	return conn
@@ -198,6 +198,21 @@ def test_huge_start_tags(ctx):
 	print("    two huge start tags: %.2fs of CPU" % used)
 	check(used < 2.0, "xmppd used %.1fs of CPU on two start tags" % used)
 	back_online(srv, x, c)
+
+
+def test_sm_ack_too_high(ctx):
+	"""XEP-0198: an ack for more than was sent ends the stream with
+	undefined-condition and handled-count-too-high, then xmppd logs in
+	again (a resumption, if it asks for one, is refused here)."""
+	srv, x, c, conn = start(ctx, sm=True)
+	check(c.ok("status").get("sm") is True, "stream management is off")
+	conn.send("<a xmlns='urn:xmpp:sm:3' h='4000000000'/>")
+	text = conn.read_until(b"</stream:stream>").decode()
+	check("<undefined-condition" in text and "<handled-count-too-high"
+		in text and "h='4000000000'" in text, "stream error %r"
+		% text[-400:])
+	offline_reason(c, "undefined-condition")
+	back_online(srv, x, c, sm=True)
 
 
 def test_binary_garbage(ctx):
