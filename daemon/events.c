@@ -207,3 +207,32 @@ void events_listeners_changed(void)
 		watchers[i].cb(watchers[i].ud);
 	}
 }
+
+static events_pressure_cb pressure_cb;
+static void *pressure_ud;
+static bool pressure;
+
+void events_on_pressure(events_pressure_cb cb, void *ud)
+{
+	if (cb == NULL && ud != pressure_ud) {
+		return;		/* someone else's by now */
+	}
+	pressure_cb = cb;
+	pressure_ud = ud;
+}
+
+void events_set_pressure(bool behind)
+{
+	if (behind == pressure) {
+		return;
+	}
+	pressure = behind;
+	if (pressure_cb != NULL) {
+		pressure_cb(pressure_ud, behind);
+	}
+}
+
+bool events_under_pressure(void)
+{
+	return pressure;
+}

@@ -57,4 +57,14 @@ void events_unwatch_listeners(void *ud);
 /* A sink's clients subscribed, unsubscribed or went away. */
 void events_listeners_changed(void);
 
+/* Back-pressure: told true when a sink's clients fall behind, false when
+ * they have caught up (the session stops reading from the server
+ * meanwhile). One handler; cb NULL removes ud's. */
+typedef void (*events_pressure_cb)(void *ud, bool behind);
+void events_on_pressure(events_pressure_cb cb, void *ud);
+/* A sink says whether some of its clients are behind. */
+void events_set_pressure(bool behind);
+/* True while some sink's clients are behind. */
+bool events_under_pressure(void);
+
 #endif

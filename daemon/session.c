@@ -55,6 +55,8 @@ struct session {
 	uv_timer_t idle;	/* quiet stream: probe it */
 	uv_timer_t probe;	/* the probe's answer is late: dead */
 	uv_timer_t ack;		/* ask for an ack shortly after sending */
+	uv_timer_t pressure;	/* reading paused for subscribers too long */
+	bool pressure_expired;	/* read on until the pressure ends */
 	int handles;		/* open uv handles, freed at 0 */
 
 	bool scram_known;	/* this account has used SCRAM before */
@@ -549,6 +551,35 @@ static bool start_lookup(struct session *s, char **cause)
 	return true;
 }
 
+/* Subscribers behind for this long: read from the server again, so that
+ * one that never reads is dropped (ipc/server.c) instead of stalling
+ * everyone. */
+#define PRESSURE_MAX_MS 2000
+
+static void pressure_timeout_cb(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	log_info("subscribers still behind after %d ms: reading on",
+		PRESSURE_MAX_MS);
+	s->pressure_expired = true;
+	transport_pause(s->transport, false);
+}
+
+/* Back-pressure from the control socket: stop reading from the server
+ * while its subscribers are behind (bounded by PRESSURE_MAX_MS). */
+static void pressure_cb(void *ud, bool behind)
+{
+	struct session *s = ud;
+	if (!behind) {
+		s->pressure_expired = false;
+		uv_timer_stop(&s->pressure);
+		transport_pause(s->transport, false);
+	} else if (!s->pressure_expired) {
+		transport_pause(s->transport, true);
+		uv_timer_start(&s->pressure, pressure_timeout_cb, PRESSURE_MAX_MS, 0);
+	}
+}
+
 static void init_timer(struct session *s, uv_timer_t *t)
 {
 	uv_timer_init(s->x->loop, t);
@@ -590,8 +621,10 @@ struct session *session_new(struct xmppd *x, char **cause)
 	init_timer(s, &s->idle);
 	init_timer(s, &s->probe);
 	init_timer(s, &s->ack);
+	init_timer(s, &s->pressure);
 	uv_timer_start(&s->timer, negotiation_timeout_cb, NEGOTIATION_TIMEOUT_MS, 0);
 	events_watch_listeners(retrace, s);
+	events_on_pressure(pressure_cb, s);
 	if (s->ntargets > 0) {
 		connect_target(s);
 	}
@@ -617,6 +650,7 @@ void session_free(struct session *s)
 		return;
 	}
 	events_unwatch_listeners(s);
+	events_on_pressure(NULL, s);
 	resolver_free(s->resolver);
 	transport_free(s->transport);
 	stream_free(s->stream);
@@ -630,6 +664,7 @@ void session_free(struct session *s)
 	uv_close((uv_handle_t *)&s->idle, handle_closed);
 	uv_close((uv_handle_t *)&s->probe, handle_closed);
 	uv_close((uv_handle_t *)&s->ack, handle_closed);
+	uv_close((uv_handle_t *)&s->pressure, handle_closed);
 }
 
 bool session_send(struct session *s, const struct xml *stanza)

@@ -117,6 +117,7 @@ struct transport {
 	bool shutdown_pending;
 	bool shut;		/* uv_shutdown issued: linger on free */
 	bool peer_closed;	/* read EOF or error seen */
+	bool paused;		/* reading stopped by transport_pause */
 	uv_timer_t timer;	/* connect, handshake and linger deadlines */
 	uv_timer_t defer;	/* reports the error in a later loop turn */
 	enum transport_error err;
@@ -572,6 +573,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		if (queue_cipher(t, b->base, (size_t)nread)) {
 			drain(t);
 		}
+	}
+}
+
+/* Stops or resumes reading from the server, once the connection is up:
+ * back-pressure while local subscribers are behind. */
+void transport_pause(struct transport *t, bool pause)
+{
+	bool up = t != NULL && !t->quiet && !t->peer_closed &&
+		(t->state == TS_PLAIN || t->state == TS_TLS);
+	if (!up || t->paused == pause) {
+		return;
+	}
+	t->paused = pause;
+	if (pause) {
+		uv_read_stop((uv_stream_t *)&t->tcp);
+		return;
+	}
+	int r = uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read);
+	if (r < 0) {
+		fail(t, TRANSPORT_ERR_IO, "read from %s failed: %s", t->cur_addr,
+			uv_strerror(r));
 	}
 }
 

@@ -85,6 +85,9 @@ void transport_connect(struct transport *t);
 void transport_write(struct transport *t, const char *data, size_t len);
 /* Begins the TLS handshake on a plain connection (after <proceed/>). */
 void transport_starttls(struct transport *t);
+/* Stops (true) or resumes (false) reading from the server; a no-op
+ * before the connection is up or after it ended. */
+void transport_pause(struct transport *t, bool pause);
 /* True once TLS is up. */
 bool transport_is_tls(const struct transport *t);
 /* Closes gracefully: flushes pending writes, sends TLS close_notify,

@@ -67,6 +67,7 @@ struct ipc_client {
 	uv_write_t wreq;
 	char *wbuf;			/* what wreq is writing */
 	bool writing;
+	bool behind;			/* too much unwritten: in nbehind */
 
 	struct ipc_reply *replies;	/* oldest first */
 	struct ipc_reply **replies_tail;
@@ -101,6 +102,7 @@ struct ipc {
 
 	struct ipc_client *clients;
 	size_t nclients;
+	size_t nbehind;			/* clients behind: back-pressure on */
 	unsigned long next_id;
 	struct sink sink;
 	char readbuf[64 * 1024];

@@ -49,6 +49,7 @@ static void flush_cb(uv_prepare_t *p);
 static void flush_client(struct ipc_client *c);
 static void maybe_finish(struct ipc_client *c);
 static void ipc_maybe_done(struct ipc *ipc);
+static void update_behind(struct ipc_client *c);
 
 /* ---- the socket's path and directory ---- */
 
@@ -251,6 +252,7 @@ static void client_drop(struct ipc_client *c)
 	log_warnx("ipc client %lu: more than %zu bytes unread, dropping it",
 		c->id, ipc->max_output);
 	c->dropping = true;
+	update_behind(c);
 	uv_read_stop((uv_stream_t *)&c->pipe);
 	buf_reset(&c->out);
 	json_t *ev = json_object();
@@ -264,11 +266,48 @@ static void client_drop(struct ipc_client *c)
 	schedule_flush(c);
 }
 
+static size_t queued(struct ipc_client *c)
+{
+	return c->out.len + c->held +
+		uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+}
+
 static bool too_far_behind(struct ipc_client *c)
 {
-	size_t queued = c->out.len + c->held +
-		uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
-	return queued > c->ipc->max_output;
+	return queued(c) > c->ipc->max_output;
+}
+
+/*
+ * Back-pressure: a client with more unwritten bytes than its share of
+ * BEHIND_TOTAL (within BEHIND_MIN and BEHIND_MAX) is behind until it is
+ * down to a quarter of that; while any client is behind, the
+ * session stops reading from the server (events_set_pressure), so a
+ * burst waits in the server's socket instead of in our queues. A client
+ * that does not catch up is still dropped at max_output: the session
+ * reads again after a while whatever the pressure (session.c).
+ */
+#define BEHIND_TOTAL (1024 * 1024)	/* shared by all clients */
+#define BEHIND_MIN (16 * 1024)
+#define BEHIND_MAX (256 * 1024)
+
+static size_t behind_high(const struct ipc *ipc)
+{
+	size_t high = BEHIND_TOTAL / (ipc->nclients ? ipc->nclients : 1);
+	return high < BEHIND_MIN ? BEHIND_MIN : high > BEHIND_MAX ? BEHIND_MAX : high;
+}
+
+static void update_behind(struct ipc_client *c)
+{
+	size_t q = queued(c);
+	size_t high = behind_high(c->ipc);
+	bool behind = !c->closing && !c->dropping &&
+		(c->behind ? q > high / 4 : q > high);
+	if (behind == c->behind) {
+		return;
+	}
+	c->behind = behind;
+	c->ipc->nbehind += behind ? 1 : (size_t)-1;
+	events_set_pressure(c->ipc->nbehind > 0);
 }
 
 void ipc_client_write(struct ipc_client *c, const char *data, size_t len)
@@ -281,6 +320,7 @@ void ipc_client_write(struct ipc_client *c, const char *data, size_t len)
 		client_drop(c);
 		return;
 	}
+	update_behind(c);
 	schedule_flush(c);
 }
 
@@ -298,6 +338,7 @@ static void write_cb(uv_write_t *req, int status)
 		client_close(c);
 		return;
 	}
+	update_behind(c);
 	if (c->out.len > 0) {
 		schedule_flush(c);
 		return;
@@ -459,6 +500,7 @@ static void client_close(struct ipc_client *c)
 		return;
 	}
 	c->closing = true;
+	update_behind(c);
 	cmd_ext_closed(c);
 	uv_close((uv_handle_t *)&c->pipe, client_handle_closed);
 	uv_close((uv_handle_t *)&c->drop_timer, client_handle_closed);

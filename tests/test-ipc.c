@@ -1371,6 +1371,52 @@ Test(ipc, slow_client_is_dropped_and_others_are_not)
 	cr_assert(eq(sz, ipc->nclients, 1));
 }
 
+static int pressure_calls;
+static bool pressure_now;
+
+static void on_pressure(void *ud, bool behind)
+{
+	pressure_calls++;
+	pressure_now = behind;
+}
+
+static bool no_pressure(void *arg)
+{
+	struct reader *r = arg;
+	caught_up(r);
+	return !events_under_pressure();
+}
+
+Test(ipc, client_behind_puts_on_back_pressure)
+{
+	events_on_pressure(on_pressure, &pressure_calls);
+	struct tc *slow = client();
+	json_decref(request(slow, "{\"cmd\":\"subscribe\",\"events\":[\"message\"]}\n"));
+	struct ipc_client *slow_c = ipc->clients;
+	slow->paused = true;
+	char body[1000];
+	memset(body, 'b', sizeof(body) - 1);
+	body[sizeof(body) - 1] = '\0';
+	int n = 0;
+	while (!events_under_pressure() && n++ < 5000) {
+		publish("message", "bob@example.org/x", body);
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	cr_assert(events_under_pressure(), "no back-pressure after %d events", n);
+	cr_assert(pressure_now);
+	cr_assert(eq(int, pressure_calls, 1));
+	cr_assert(not(slow_c->dropping));
+
+	/* It reads: the pressure ends, and it has every event. */
+	slow->paused = false;
+	struct reader rd = { slow, FIRST_SEQ };
+	cr_assert(run_until(no_pressure, &rd, WAIT_MS), "still under pressure");
+	cr_assert(not(pressure_now));
+	cr_assert(eq(int, pressure_calls, 2));
+	cr_assert(run_until(caught_up, &rd, WAIT_MS));
+	events_on_pressure(NULL, &pressure_calls);
+}
+
 /* ---- the socket ---- */
 
 Test(ipc, socket_is_0600_in_a_0700_directory)
