@@ -20,6 +20,7 @@
 
 #include "daemon/core.h"
 #include "daemon/events.h"
+#include "daemon/jsonenc.h"
 #include "daemon/log.h"
 #include "daemon/mam.h"
 #include "daemon/muc.h"
@@ -168,7 +169,10 @@ static void log_outbound(struct xmppd *x, json_t *ev, const char *id)
 	if (ev == NULL) {
 		return;
 	}
-	char *line = json_dumps(ev, JSON_COMPACT);
+	struct buf b;
+	buf_init(&b);
+	char *line = jsonenc_append(&b, ev) ? buf_steal(&b, NULL) : NULL;
+	buf_finish(&b);
 	char *peer = jid_prep(json_string_value(json_object_get(ev, "to")),
 		true, NULL);
 	struct store_msg sm = {
@@ -592,12 +596,13 @@ static json_t *message_json(struct xmppd *x, const struct xml *m,
 static void log_inbound(struct xmppd *x, const struct xml *m,
 	const char *type, uint64_t seq, json_t *ev)
 {
-	json_t *line = json_object();
-	json_object_set_new(line, "event", json_string("message"));
-	json_object_set_new(line, "seq", json_integer((json_int_t)seq));
-	json_object_update(line, ev);
-	char *text = json_dumps(line, JSON_COMPACT);
-	json_decref(line);
+	struct buf b;
+	buf_init(&b);
+	char *text = NULL;
+	if (jsonenc_event(&b, "message", seq, ev)) {
+		text = buf_steal(&b, NULL);
+	}
+	buf_finish(&b);
 	const char *from = xml_attr(m, "from");
 	const char *to = xml_attr(m, "to");
 	char *sender = from ? jid_prep(from, true, NULL) : NULL;

@@ -25,6 +25,7 @@
 
 #include "daemon/config.h"
 #include "daemon/events.h"
+#include "daemon/jsonenc.h"
 #include "daemon/log.h"
 #include "daemon/xmppd.h"
 #include "ipc/client.h"
@@ -1673,4 +1674,37 @@ Test(ipc_json, encodes_like_jansson)
 	json_object_set_new(bad, "s", json_stringn_nocheck("\xed\xa0\x80", 3));
 	encode_like_jansson(bad);
 	encode_like_jansson(json_string("top-level strings are refused"));
+}
+
+/* jsonenc_event writes what framing the event and dumping it writes. */
+static void event_like_jansson(json_t *ev)
+{
+	json_t *framed = json_pack("{s:s,s:I}", "event", "message",
+		"seq", (json_int_t)42);
+	json_object_update(framed, ev);
+	char *want = json_dumps(framed, JSON_COMPACT);
+	struct buf b;
+	buf_init(&b);
+	cr_assert(jsonenc_event(&b, "message", 42, ev));
+	cr_assert(eq(str, b.data, want));
+	free(want);
+	buf_finish(&b);
+	json_decref(framed);
+	json_decref(ev);
+}
+
+Test(ipc_json, event_line_like_jansson)
+{
+	event_like_jansson(json_pack("{s:s,s:s,s:[s]}", "from", "a@b/c",
+		"body", "caf\xc3\xa9\n\"", "x", "y"));
+	event_like_jansson(json_object());
+	json_t *bad = json_object();
+	json_object_set_new(bad, "s", json_stringn_nocheck("a\xc3", 2));
+	struct buf b;
+	buf_init(&b);
+	buf_puts(&b, "kept");
+	cr_assert(not(jsonenc_event(&b, "message", 1, bad)));
+	cr_assert(eq(str, b.data, "kept"));
+	buf_finish(&b);
+	json_decref(bad);
 }

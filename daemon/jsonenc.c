@@ -1,0 +1,233 @@
+/*
+ * Compact JSON, the bytes json_dump_callback(JSON_COMPACT) writes (tests
+ * in test-ipc.c compare them), at a fraction of the cost: every event
+ * line and every logged message passes through here, and jansson's
+ * dumper decodes each character of each string on the way. Runs of
+ * characters that need no escape are copied whole; invalid UTF-8 fails
+ * the encoding as it does in jansson; reals are left to jansson.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/jsonenc.h"
+
+#define MAX_DEPTH 256
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	if (c < 0x80) {
+		return 1;
+	}
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		lo = c == 0xe0 ? 0xa0 : 0x80;
+		hi = c == 0xed ? 0x9f : 0xbf;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		lo = c == 0xf0 ? 0x90 : 0x80;
+		hi = c == 0xf4 ? 0x8f : 0xbf;
+	} else {
+		return 0;
+	}
+	if (s[1] < lo || s[1] > hi) {
+		return 0;
+	}
+	for (size_t i = 2; i < n; i++) {
+		if (s[i] < 0x80 || s[i] > 0xbf) {
+			return 0;
+		}
+	}
+	return n;
+}
+
+static int append(const char *data, size_t size, void *ud)
+{
+	buf_append(ud, data, size);
+	return 0;
+}
+
+static bool put_escape(struct buf *out, unsigned char c)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char seq[7] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0 };
+	switch (c) {
+	case '\\': buf_puts(out, "\\\\"); break;
+	case '"': buf_puts(out, "\\\""); break;
+	case '\b': buf_puts(out, "\\b"); break;
+	case '\f': buf_puts(out, "\\f"); break;
+	case '\n': buf_puts(out, "\\n"); break;
+	case '\r': buf_puts(out, "\\r"); break;
+	case '\t': buf_puts(out, "\\t"); break;
+	default: buf_append(out, seq, 6); break;
+	}
+	return true;
+}
+
+static bool put_string(struct buf *out, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *end = p + len;
+	buf_putc(out, '"');
+	while (p < end) {
+		const unsigned char *run = p;
+		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+			p++;
+		}
+		buf_append(out, run, (size_t)(p - run));
+		if (p == end) {
+			break;
+		}
+		if (*p < 0x80) {
+			put_escape(out, *p++);
+			continue;
+		}
+		size_t n = utf8_len(p);
+		if (n == 0 || n > (size_t)(end - p)) {
+			return false;
+		}
+		buf_append(out, p, n);
+		p += n;
+	}
+	buf_putc(out, '"');
+	return true;
+}
+
+static bool put_value(struct buf *out, const json_t *v, int depth);
+
+/* Decimal, as "%lld" writes it (every event has a seq). */
+static void put_integer(struct buf *out, json_int_t v)
+{
+	char tmp[24];
+	char *p = tmp + sizeof(tmp);
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v
+		: (unsigned long long)v;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0) {
+		*--p = '-';
+	}
+	buf_append(out, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+static bool put_object(struct buf *out, const json_t *obj, int depth)
+{
+	bool first = true;
+	buf_putc(out, '{');
+	for (void *it = json_object_iter((json_t *)obj); it != NULL;
+			it = json_object_iter_next((json_t *)obj, it)) {
+		if (!first) {
+			buf_putc(out, ',');
+		}
+		first = false;
+		if (!put_string(out, json_object_iter_key(it),
+				json_object_iter_key_len(it))) {
+			return false;
+		}
+		buf_putc(out, ':');
+		if (!put_value(out, json_object_iter_value(it), depth + 1)) {
+			return false;
+		}
+	}
+	buf_putc(out, '}');
+	return true;
+}
+
+static bool put_array(struct buf *out, const json_t *a, int depth)
+{
+	buf_putc(out, '[');
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		if (i > 0) {
+			buf_putc(out, ',');
+		}
+		if (!put_value(out, json_array_get(a, i), depth + 1)) {
+			return false;
+		}
+	}
+	buf_putc(out, ']');
+	return true;
+}
+
+static bool put_value(struct buf *out, const json_t *v, int depth)
+{
+	if (depth > MAX_DEPTH || v == NULL) {
+		return false;
+	}
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return put_object(out, v, depth);
+	case JSON_ARRAY:
+		return put_array(out, v, depth);
+	case JSON_STRING:
+		return put_string(out, json_string_value(v), json_string_length(v));
+	case JSON_INTEGER:
+		put_integer(out, json_integer_value(v));
+		return true;
+	case JSON_TRUE:
+		buf_puts(out, "true");
+		return true;
+	case JSON_FALSE:
+		buf_puts(out, "false");
+		return true;
+	case JSON_NULL:
+		buf_puts(out, "null");
+		return true;
+	default:
+		return json_dump_callback(v, append, out,
+			JSON_COMPACT | JSON_ENCODE_ANY) == 0;
+	}
+}
+
+
+/* Appends v as compact JSON (no newline); false (out unchanged) if it
+ * cannot be encoded, as jansson would refuse it, or is not an object or
+ * an array. */
+bool jsonenc_append(struct buf *out, const json_t *v)
+{
+	size_t mark = out->len;
+	if (!json_is_object(v) && !json_is_array(v)) {
+		return false;
+	}
+	if (!put_value(out, v, 0)) {
+		out->len = mark;
+		if (out->data != NULL) {
+			out->data[mark] = '\0';
+		}
+		return false;
+	}
+	return true;
+}
+
+/* Appends {"event":name,"seq":seq, and ev's members}: what events.c
+ * frames and sinks encode, without building the framed object. */
+bool jsonenc_event(struct buf *out, const char *name, uint64_t seq,
+	const json_t *ev)
+{
+	size_t mark = out->len;
+	buf_puts(out, "{\"event\":");
+	bool ok = put_string(out, name, strlen(name));
+	buf_puts(out, ",\"seq\":");
+	put_integer(out, (json_int_t)seq);
+	size_t before = out->len;
+	ok = ok && json_is_object(ev) && put_object(out, ev, 0);
+	if (ok && out->len - before > 2) {
+		out->data[before] = ',';	/* ev's '{' continues ours */
+	} else if (ok) {
+		out->len = before;
+		buf_putc(out, '}');
+	}
+	if (!ok) {
+		out->len = mark;
+		if (out->data != NULL) {
+			out->data[mark] = '\0';
+		}
+	}
+	return ok;
+}

@@ -1,0 +1,22 @@
+/*
+ * Compact JSON encoding of jansson values, byte for byte what jansson's
+ * json_dumps(JSON_COMPACT) writes, but fast: see jsonenc.c.
+ */
+#ifndef XMPPD_DAEMON_JSONENC_H
+#define XMPPD_DAEMON_JSONENC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto/buf.h"
+
+/* Appends v (an object or an array) without a newline; false, and out
+ * unchanged, when jansson would refuse to encode it. */
+bool jsonenc_append(struct buf *out, const json_t *v);
+/* Appends {"event":name,"seq":seq,...ev's members...}, the line a sink
+ * writes for an event (without its newline); false as above. */
+bool jsonenc_event(struct buf *out, const char *name, uint64_t seq,
+	const json_t *ev);
+
+#endif
