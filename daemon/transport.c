@@ -316,8 +316,8 @@ static bool tcp_usable(const struct transport *t)
 static void resume_reading(struct transport *t)
 {
 	t->read_paused = false;
-	if (!tcp_usable(t) || t->peer_closed) {
-		return;
+	if (!tcp_usable(t) || t->peer_closed || t->paused) {
+		return;		/* t->paused: transport_pause resumes */
 	}
 	int r = uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read);
 	if (r < 0) {
@@ -588,12 +588,8 @@ void transport_pause(struct transport *t, bool pause)
 	t->paused = pause;
 	if (pause) {
 		uv_read_stop((uv_stream_t *)&t->tcp);
-		return;
-	}
-	int r = uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read);
-	if (r < 0) {
-		fail(t, TRANSPORT_ERR_IO, "read from %s failed: %s", t->cur_addr,
-			uv_strerror(r));
+	} else if (!t->read_paused) {
+		resume_reading(t);	/* unless backlog() keeps it stopped */
 	}
 }
 
@@ -1235,8 +1231,9 @@ void transport_shutdown(struct transport *t)
 	t->quiet = true;
 	uv_timer_stop(&t->defer);
 	uv_timer_stop(&t->timer);
-	if (t->read_paused) {
+	if (t->read_paused || t->paused) {
 		/* Lingering reads (and drops) what the server still sends. */
+		t->paused = false;
 		resume_reading(t);
 	}
 	if (t->state == TS_TLS) {
