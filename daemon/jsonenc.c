@@ -52,49 +52,61 @@ static int append(const char *data, size_t size, void *ud)
 	return 0;
 }
 
-static bool put_escape(struct buf *out, unsigned char c)
+/* Writes the escape of an ASCII character at p; returns its length. */
+static size_t put_escape(char *p, unsigned char c)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	char seq[7] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0 };
+	const char *short_form = NULL;
 	switch (c) {
-	case '\\': buf_puts(out, "\\\\"); break;
-	case '"': buf_puts(out, "\\\""); break;
-	case '\b': buf_puts(out, "\\b"); break;
-	case '\f': buf_puts(out, "\\f"); break;
-	case '\n': buf_puts(out, "\\n"); break;
-	case '\r': buf_puts(out, "\\r"); break;
-	case '\t': buf_puts(out, "\\t"); break;
-	default: buf_append(out, seq, 6); break;
+	case '\\': short_form = "\\\\"; break;
+	case '"': short_form = "\\\""; break;
+	case '\b': short_form = "\\b"; break;
+	case '\f': short_form = "\\f"; break;
+	case '\n': short_form = "\\n"; break;
+	case '\r': short_form = "\\r"; break;
+	case '\t': short_form = "\\t"; break;
+	default: break;
 	}
-	return true;
+	if (short_form != NULL) {
+		memcpy(p, short_form, 2);
+		return 2;
+	}
+	memcpy(p, "\\u00", 4);
+	p[4] = hex[c >> 4];
+	p[5] = hex[c & 15];
+	return 6;
 }
 
+/* Room for the worst case (every byte a \u00XX) is made first, then the
+ * string is written in place: no call per run or per escape. */
 static bool put_string(struct buf *out, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	const unsigned char *end = p + len;
-	buf_putc(out, '"');
+	buf_reserve(out, 6 * len + 2);
+	char *w = out->data + out->len;
+	*w++ = '"';
 	while (p < end) {
-		const unsigned char *run = p;
-		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
-			p++;
-		}
-		buf_append(out, run, (size_t)(p - run));
-		if (p == end) {
-			break;
+		if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+			*w++ = (char)*p++;
+			continue;
 		}
 		if (*p < 0x80) {
-			put_escape(out, *p++);
+			w += put_escape(w, *p++);
 			continue;
 		}
 		size_t n = utf8_len(p);
 		if (n == 0 || n > (size_t)(end - p)) {
+			out->data[out->len] = '\0';
 			return false;
 		}
-		buf_append(out, p, n);
+		memcpy(w, p, n);
+		w += n;
 		p += n;
 	}
-	buf_putc(out, '"');
+	*w++ = '"';
+	*w = '\0';
+	out->len = (size_t)(w - out->data);
 	return true;
 }
 

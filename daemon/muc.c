@@ -855,7 +855,9 @@ static struct room *sender_room(struct muc *m, const struct xml *stanza,
 	const char *from = xml_attr(stanza, "from");
 	struct jid j;
 	*nick = NULL;
-	if (m == NULL || from == NULL || !jid_parse(&j, from, NULL)) {
+	/* No room: nothing to parse (this runs for every message). */
+	if (m == NULL || m->rooms == NULL || from == NULL ||
+			!jid_parse(&j, from, NULL)) {
 		return NULL;
 	}
 	char *bare = jid_bare_string(&j);

@@ -35,6 +35,11 @@ static void reserve(struct buf *b, size_t extra)
 	b->data = xgrow(b->data, &b->cap, b->cap == 0 && min < 128 ? 128 : min, 1);
 }
 
+void buf_reserve(struct buf *b, size_t extra)
+{
+	reserve(b, extra);
+}
+
 void buf_append(struct buf *b, const void *data, size_t len)
 {
 	reserve(b, len);

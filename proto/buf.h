@@ -17,6 +17,8 @@ void buf_init(struct buf *b);
 void buf_finish(struct buf *b);
 void buf_reset(struct buf *b);
 void buf_append(struct buf *b, const void *data, size_t len);
+/* Makes room for extra more bytes (and the NUL) without writing them. */
+void buf_reserve(struct buf *b, size_t extra);
 void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
