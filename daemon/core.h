@@ -71,6 +71,8 @@ struct xmppd {
 	struct iq_pending *iqs;		/* outstanding iq requests */
 	unsigned iq_serial;
 
+	bool resume_saved;		/* the store holds a session to resume */
+	bool restored_session;		/* x->sm came from before a restart */
 	int presence_holds;		/* see xmppd_hold_presence */
 	bool presence_pending;		/* initial presence not sent yet */
 	bool quitting;

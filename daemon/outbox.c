@@ -276,6 +276,35 @@ static void load_row(void *ud, int64_t rowid, const char *msg_id,
 	(void)to;
 }
 
+struct outbox_tag_row *outbox_tag_rows(const struct outbox *o, size_t *n)
+{
+	struct outbox_tag_row *t = xcalloc(o->count + 1, sizeof(*t));
+	size_t k = 0;
+	/* Tags grow in acceptance order, the list's order. */
+	for (const struct outbox_entry *e = o->head; e != NULL; e = e->next) {
+		t[k++] = (struct outbox_tag_row){ e->tag, e->rowid };
+	}
+	*n = k;
+	return t;
+}
+
+bool outbox_restore_sent(struct xmppd *x, int64_t rowid, uint64_t *tag,
+	char **data)
+{
+	for (struct outbox_entry *e = x->outbox.head; e != NULL; e = e->next) {
+		if (e->rowid == rowid) {
+			*data = xml_to_string(e->stanza, NS_CLIENT);
+			if (*data == NULL) {
+				return false;
+			}
+			*tag = e->tag;
+			e->sent = true;
+			return true;
+		}
+	}
+	return false;
+}
+
 void outbox_load(struct xmppd *x)
 {
 	store_outbox_load(x->store, load_row, x);

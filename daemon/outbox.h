@@ -63,6 +63,19 @@ enum outbox_result outbox_add(struct xmppd *x, const char *msg_id,
 	struct xml *stanza, outbox_done_cb done, void *ud, struct xerr *e);
 /* Loads what the store's outbox holds (at start, before connecting). */
 void outbox_load(struct xmppd *x);
+
+/* An entry's tag and store row, for saving the stream management queue. */
+struct outbox_tag_row {
+	uint64_t tag;
+	int64_t rowid;
+};
+/* Every entry's (tag, row), sorted by tag (caller frees); *n the count. */
+struct outbox_tag_row *outbox_tag_rows(const struct outbox *o, size_t *n);
+/* The loaded entry of this row was on the stream when the daemon
+ * stopped: marks it sent and gives its tag and serialized stanza
+ * (caller frees). False if there is no such entry. */
+bool outbox_restore_sent(struct xmppd *x, int64_t rowid, uint64_t *tag,
+	char **data);
 /* Sends every entry not yet handed to the current stream. */
 void outbox_flush(struct xmppd *x);
 /* A fresh session began: nothing was sent on it yet. */

@@ -18,6 +18,7 @@
 #include "daemon/core.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
+#include "daemon/store.h"
 #include "daemon/resolve.h"
 #include "daemon/state.h"
 #include "daemon/transport.h"
@@ -190,6 +191,12 @@ static void stream_stanza_cb(void *ud, struct xml *stanza)
 {
 	struct session *s = ud;
 	dispatch_stanza(s->x, stanza);
+	if (s->x->sm.resumable) {
+		/* The count of handled stanzas (h) is saved with this turn
+		 * (daemon/resume.c): a resumption after a crash must not
+		 * claim fewer than the acks we sent. */
+		store_touch(s->x->store);
+	}
 }
 
 /* "host", "host:port", "[v6]:port" from a see-other-host error. */

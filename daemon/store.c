@@ -105,6 +105,9 @@ struct store {
 	uint64_t seq_start;
 	uint64_t seq_reserved;
 
+	void (*precommit)(void *ud);
+	void *precommit_ud;
+
 	uv_check_t committer;
 	uv_timer_t pruner;
 	int handles;		/* not yet closed */
@@ -312,6 +315,9 @@ static void commit(struct store *s)
 	if (!s->in_txn) {
 		return;
 	}
+	if (s->precommit != NULL && s->txn_error == NULL) {
+		s->precommit(s->precommit_ud);
+	}
 	s->in_txn = false;
 	char *err = s->txn_error;
 	s->txn_error = NULL;
@@ -392,6 +398,19 @@ static void write_failed(struct store *s, const char *what)
 	if (s->txn_error == NULL) {
 		s->txn_error = xasprintf("%s: %s", what, db_error(s));
 	}
+}
+
+void store_touch(struct store *s)
+{
+	if (usable(s)) {
+		begin(s);
+	}
+}
+
+void store_set_precommit(struct store *s, void (*cb)(void *ud), void *ud)
+{
+	s->precommit = cb;
+	s->precommit_ud = ud;
 }
 
 void store_when_committed(struct store *s, store_done_cb cb, void *ud)

@@ -56,6 +56,12 @@ const char *store_error(const struct store *s);
  * status object (last_error: the latest failed commit, even when later
  * ones worked). */
 void store_status(const struct store *s, json_t *o);
+/* Called just before each commit, to add what must be consistent with
+ * the turn's writes (the stream management counters). */
+void store_set_precommit(struct store *s, void (*cb)(void *ud), void *ud);
+/* Opens the turn's transaction even if nothing else writes, so that the
+ * precommit hook runs at its end. */
+void store_touch(struct store *s);
 /* Calls cb once the writes so far are committed (or failed). */
 void store_when_committed(struct store *s, store_done_cb cb, void *ud);
 

@@ -14,6 +14,7 @@
 #include "daemon/disco.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
+#include "daemon/resume.h"
 #include "daemon/roster.h"
 #include "daemon/store.h"
 #include "daemon/subsystems.h"
@@ -174,6 +175,26 @@ void xmppd_session_online(struct xmppd *x, const char *jid, bool resumed)
 	free(x->full_jid);
 	x->full_jid = xstrdup(jid);
 	uv_timer_start(&x->stable_timer, stable_cb, STABLE_MS, 0);
+	bool restored = x->restored_session;
+	x->restored_session = false;
+	if (resumed && restored) {
+		/* The session outlived the daemon: the stream goes on, but
+		 * nothing else of it is known here (features, roster, rooms,
+		 * the presence to send). */
+		log_info("state %s -> online (resumed after a restart)",
+			state_names[x->state]);
+		x->state = XMPPD_ONLINE;
+		free(x->reason);
+		x->reason = NULL;
+		publish_state_named(x, "resumed");
+		x->presence_holds = 0;
+		x->presence_pending = true;
+		xmppd_hold_presence(x);
+		subsystems_online(x, false);
+		xmppd_release_presence(x);
+		outbox_flush(x);
+		return;
+	}
 	if (resumed) {
 		log_info("state %s -> online (resumed)", state_names[x->state]);
 		x->state = XMPPD_ONLINE;
@@ -289,6 +310,7 @@ struct xmppd *xmppd_new(uv_loop_t *loop, struct config *cfg)
 	x->store = store_open(loop, cfg, x->bare_jid);
 	subsystems_init(x);
 	outbox_load(x);
+	resume_load(x);
 	return x;
 }
 
@@ -354,6 +376,7 @@ void xmppd_quit(struct xmppd *x)
 		return;
 	}
 	x->quitting = true;
+	resume_forget(x);
 	uv_timer_stop(&x->retry_timer);
 	uv_timer_stop(&x->stable_timer);
 	if (x->state == XMPPD_ONLINE) {

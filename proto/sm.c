@@ -17,6 +17,10 @@
 #include "proto/alloc.h"
 #include "proto/sm.h"
 
+/* How many stanzas past its saved h_out a restored state accepts as
+ * acknowledged: those sent between the last save and the crash. */
+#define SM_RESTORED_SLACK 65536
+
 /* Prepares an empty state: no session, counters at 0, empty queue. */
 void sm_init(struct sm *sm)
 {
@@ -54,6 +58,7 @@ void sm_reset_session(struct sm *sm)
 	sm->h_in = 0;
 	sm->h_out = 0;
 	sm->acked = 0;
+	sm->restored = false;
 }
 
 /* Queues a copy of a stanza just sent; returns the h it made. */
@@ -98,8 +103,16 @@ bool sm_ack(struct sm *sm, uint32_t h, void (*ack)(void *ud, uint64_t tag),
 {
 	uint32_t from = sm->acked;
 	if ((uint32_t)(h - from) > (uint32_t)(sm->h_out - from)) {
-		return false;
+		/* A little past, not backwards (which is far ahead modulo
+		 * 2^32). */
+		if (!sm->restored || (uint32_t)(h - sm->h_out) > SM_RESTORED_SLACK) {
+			return false;
+		}
+		/* Stanzas sent after the saved state was written reached the
+		 * server: they count, as if sent now. */
+		sm->h_out = h;
 	}
+	sm->restored = false;
 	size_t first = sm_session_first(sm);
 	sm->acked = h;
 	while (first < sm->nqueue && in_window(sm->queue[first].seq, from, h)) {

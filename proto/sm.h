@@ -35,6 +35,10 @@ struct sm {
 	uint32_t h_in;		/* stanzas received and handled */
 	uint32_t h_out;		/* stanzas sent */
 	uint32_t acked;		/* last h the server acknowledged */
+	bool restored;		/* read back after a restart: the server may
+				 * have counted stanzas sent after it was
+				 * saved, so the next <resumed h=…/> may
+				 * acknowledge past h_out */
 	struct sm_entry *queue;	/* unacknowledged, oldest first */
 	size_t nqueue;
 	size_t capqueue;

@@ -290,3 +290,30 @@ Test(sm, finish_frees_everything)
 	push_n(&sm, 1, 1);
 	sm_finish(&sm);
 }
+
+Test(sm, restored_state_accepts_an_ack_past_what_it_saved)
+{
+	/* Saved with h_out 3 (entries 2 and 3 unacked); the daemon had
+	 * sent two more before it crashed, which the server counted. */
+	struct sm sm;
+	sm_init(&sm);
+	sm_push(&sm, 1, "<a1/>", 5);
+	sm_push(&sm, 2, "<a2/>", 5);
+	sm_push(&sm, 3, "<a3/>", 5);
+	cr_assert(sm_ack(&sm, 1, NULL, NULL));
+	cr_assert(not(sm_ack(&sm, 5, NULL, NULL)));
+	sm.restored = true;
+	/* Backwards is still refused. */
+	cr_assert(not(sm_ack(&sm, 0, NULL, NULL)));
+	cr_assert(sm.restored);
+	struct acks a = { .n = 0 };
+	cr_assert(sm_ack(&sm, 5, on_ack, &a));
+	cr_expect(eq(sz, a.n, 2));
+	cr_expect(eq(u32, sm.acked, 5));
+	cr_expect(eq(u32, sm.h_out, 5));
+	cr_expect(eq(sz, sm.nqueue, 0));
+	cr_expect(not(sm.restored));
+	/* Only once: from now on the counters are exact again. */
+	cr_expect(not(sm_ack(&sm, 7, NULL, NULL)));
+	sm_finish(&sm);
+}

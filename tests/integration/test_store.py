@@ -16,6 +16,7 @@ import fixtures as F
 from fixtures import check, wait_until
 
 N = 1000
+ONLINE = ("online", "resumed")  # a restart after a crash resumes
 
 
 def message_from(jid, body=None):
@@ -113,7 +114,7 @@ def test_kill9_loses_nothing_accepted(ctx):
 	ax.start()
 	c = ax.client()
 	c.ok("subscribe", events=["state"])
-	check(c.wait_state(("online",), 20)["state"] == "online", "not online")
+	check(c.wait_state(ONLINE, 20)["state"] in ONLINE, "not online")
 	marker = "after the crash"
 	c.ok("send", to=b.jid, body=marker)
 	bc.wait_event(message_from(a.jid, marker), 60, "the marker at bob")
@@ -146,7 +147,7 @@ def test_corrupt_database(ctx):
 	r = c.request("send", to=b.jid, body="into a broken store")
 	check(not r["ok"] and r["error"]["condition"] == "internal-server-error"
 		and "store" in r["error"]["text"], "send not refused: %r" % r)
-	check(c.wait_state(("online",), 20)["state"] == "online",
+	check(c.wait_state(ONLINE, 20)["state"] in ONLINE,
 		"the daemon does not carry on")
 	check(ax.running(), "xmppd died")
 	check("store: cannot use" in ax.log_text(), "no clear log error")
@@ -219,7 +220,7 @@ def test_since_and_history_across_a_crash(ctx):
 		[e["seq"] for e in replay] == [e["seq"] for e in evs[2:]],
 		"replay after the restart: %r" % replay)
 	c.events = [e for e in c.events if e.get("event") != "message"]
-	check(c.wait_state(("online",), 20)["state"] == "online", "not online")
+	check(c.wait_state(ONLINE, 20)["state"] in ONLINE, "not online")
 	h = c.ok("history", since=evs[0]["seq"], max=2)
 	check([m["body"] for m in h["messages"]] == bodies[1:3] and
 		not h["complete"] and h["last"] == evs[2]["seq"],
@@ -258,7 +259,7 @@ def test_roster_version_across_a_restart(ctx):
 	ax.start()
 	c = ax.client()
 	c.ok("subscribe", events=["state"])
-	check(c.wait_state(("online",), 20)["state"] == "online", "not online")
+	check(c.wait_state(ONLINE, 20)["state"] in ONLINE, "not online")
 	wait_until(lambda: "roster: unchanged since version" in ax.log_text(),
 		10, 0.05, "the versioned roster request answered unchanged")
 	after = c.ok("roster")
@@ -319,7 +320,7 @@ def test_disk_full(ctx):
 			os.environ["XMPPD_WRAPPER"] = old
 	ac = ax.client()
 	ac.ok("subscribe", events=["state"])
-	check(ac.wait_state(("online",), 20)["state"] == "online", "not online")
+	check(ac.wait_state(ONLINE, 20)["state"] in ONLINE, "not online")
 	accepted, refused = [], None
 	for i in range(3000):
 		body = "filling the disk %04d %s" % (i, "x" * 200)
@@ -349,3 +350,48 @@ def test_disk_full(ctx):
 	got.append(marker)
 	check(got == accepted, "bob got %d of the %d accepted: %r"
 		% (len(got), len(accepted), got[-3:]))
+
+
+def test_resume_after_kill9(ctx):
+	"""alice's xmppd is killed; started again, it resumes the session
+	the server held (XEP-0198) instead of binding a new one, and what
+	bob sent meanwhile arrives once."""
+	a, b = ctx.account("alice"), ctx.account("bob")
+	bx, bc = ctx.online(b, events=("message", "state"))
+	ax, ac = ctx.online(a, events=("message", "state"))
+	before = ["before the kill %d" % i for i in range(3)]
+	for body in before:
+		ac.ok("send", to=b.jid, body=body)
+	for body in before:
+		bc.wait_event(message_from(a.jid, body), 20, body)
+	ac.ok("iq", type="get", to="localhost",
+		payload="<ping xmlns='urn:xmpp:ping'/>")
+	time.sleep(0.3)  # a turn's commit after the ping's answer
+	os.kill(ax.proc.pid, signal.SIGKILL)
+	ax.proc.wait(10)
+	ac.close()
+	during = ["while alice was down %d" % i for i in range(3)]
+	for body in during:
+		bc.ok("send", to=a.jid, body=body)
+	ax.start()
+	c = ax.client()
+	c.ok("subscribe", events=["message", "state"])
+	ev = c.wait_event(lambda e: e.get("event") == "state" and
+		e.get("state") in ("resumed", "online"), 20, "online again")
+	check(ev["state"] == "resumed", "bound afresh instead: %r" % ev)
+	check("resumed after a restart" in ax.log_text(), "not logged")
+	for body in during:
+		c.wait_event(message_from(b.jid, body), 20, body)
+	after = "after the resumption"
+	c.ok("send", to=b.jid, body=after)
+	bc.wait_event(message_from(a.jid, after), 20, after)
+	bc.ok("send", to=a.jid, body=after)
+	c.wait_event(message_from(b.jid, after), 20, "bob's " + after)
+	again = [e for e in c.events if message_from(b.jid)(e)
+		and e.get("body") in during]
+	check(not again, "delivered twice: %r" % again)
+	got = [e["body"] for e in bc.events if message_from(a.jid)(e)]
+	check(not [x for x in got if x in before], "alice's messages came "
+		"again: %r" % got)
+	check(c.ok("status").get("features"), "no features after a restored "
+		"resumption")
