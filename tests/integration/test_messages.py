@@ -40,6 +40,7 @@ def no_event(client, pred):
 
 
 def test_receipt_round_trip(ctx):
+	log_start = ctx.server.log_offset()
 	ac, a_full, bc, b_full, (ax, bx) = pair(ctx, subscribed=True)
 	body = "receipt please %f" % time.time()
 	r = ac.ok("send", to=b_full, body=body, receipt=True)
@@ -51,10 +52,11 @@ def test_receipt_round_trip(ctx):
 	ac.wait_event(sent_status(mid, "delivered"), 10, "delivered for " + mid)
 	# The receipt has an origin-id, as everything xmppd sends.
 	wait_until(lambda: re.search(r"RECV: <message[^\n]*<received [^\n]*"
-		r"%s[^\n]*<origin-id xmlns=.urn:xmpp:sid:0." % mid,
-		ctx.server.traffic(0)), 5, 0.1, "the receipt's origin-id")
+		r"%s[^\n]*<origin-id [^>]*urn:xmpp:sid:0" % mid,
+		ctx.server.traffic(log_start)), 5, 0.1, "the receipt's origin-id")
+	# (Prosody writes attributes in no fixed order.)
 	wait_until(lambda: re.search(r"RECV: <message[^\n]*<request "
-		r"xmlns=.urn:xmpp:receipts", ctx.server.traffic(0)), 5, 0.1,
+		r"[^>]*urn:xmpp:receipts", ctx.server.traffic(log_start)), 5, 0.1,
 		"a receipt request in the server's log")
 	# Without receipt:true nothing is asked and nothing is delivered.
 	r2 = ac.ok("send", to=b_full, body=body + " again")
@@ -114,6 +116,7 @@ def test_receipt_only_from_recipient(ctx):
 
 
 def test_chatstates_both_ways(ctx):
+	log_start = ctx.server.log_offset()
 	ac, a_full, bc, b_full, _ = pair(ctx)
 	ac.ok("chatstate", to=b_full, state="composing")
 	ev = bc.wait_event(lambda e: e.get("event") == "chatstate"
@@ -129,7 +132,7 @@ def test_chatstates_both_ways(ctx):
 	check(no_event(bc, lambda e: e.get("event") == "message"),
 		"a bare chat state became a message event: %r" % bc.events)
 	# The standalone one was marked not to be stored.
-	wait_until(lambda: "urn:xmpp:hints" in ctx.server.traffic(0), 5, 0.1,
+	wait_until(lambda: "urn:xmpp:hints" in ctx.server.traffic(log_start), 5, 0.1,
 		"the standalone chat state's no-store hint")
 
 	bc.ok("chatstate", to=a_full, state="paused")

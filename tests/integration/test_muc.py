@@ -118,12 +118,13 @@ def test_subject_and_occupant_changes(ctx):
 def test_own_presence_and_caps_reach_rooms(ctx):
 	"""The join carries our caps (XEP-0115) and status; a change of our
 	own presence goes to the rooms we are in (XEP-0045 7.7)."""
+	log_start = ctx.server.log_offset()
 	room, (a, ax, ac), (b, bx, bc) = two_in_room(ctx)
 	to_room = re.compile(r"RECV: <presence [^>]*to=.%s/alice.[^>]*>"
-		r"[^\n]*<x xmlns=.http://jabber.org/protocol/muc.[^\n]*"
+		r"[^\n]*<x [^>]*http://jabber.org/protocol/muc['\"][^\n]*"
 		% re.escape(room))
 	def join():
-		return [ln for ln in ctx.server.traffic(0).splitlines()
+		return [ln for ln in ctx.server.traffic(log_start).splitlines()
 			if to_room.search(ln)]
 	lines = wait_until(join, 5, 0.1, "alice's join presence at the server")
 	check("http://jabber.org/protocol/caps" in lines[0],
