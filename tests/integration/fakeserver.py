@@ -130,12 +130,14 @@ class Conn:
 					"got %r" % (token, self.buf[-600:]))
 
 	def pump(self, seconds):
-		"""Reads (and answers IQs) for a while; False if xmppd hung up."""
+		"""Reads (and answers IQs) for a while, at least once (pump(0)
+		takes what is there); False if xmppd hung up."""
 		deadline = time.monotonic() + seconds
-		while time.monotonic() < deadline:
-			if not self._read_once(deadline - time.monotonic()):
+		while True:
+			if not self._read_once(max(0, deadline - time.monotonic())):
 				return False
-		return True
+			if time.monotonic() >= deadline:
+				return True
 
 	def wait_closed(self, timeout=10):
 		"""Reads until xmppd closes the connection."""
