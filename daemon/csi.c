@@ -40,7 +40,8 @@ static void evaluate(struct xmppd *x)
 	if (!c->offered || x->state != XMPPD_ONLINE || x->session == NULL) {
 		return;
 	}
-	enum csi_state want = events_listening("message") ? CSI_ACTIVE : CSI_INACTIVE;
+	bool busy = events_listening("message") || outbox_count(&x->outbox) > 0;
+	enum csi_state want = busy ? CSI_ACTIVE : CSI_INACTIVE;
 	if (want == c->said) {
 		return;
 	}
@@ -50,6 +51,13 @@ static void evaluate(struct xmppd *x)
 		c->said = want;
 	}
 	xml_free(el);
+}
+
+void csi_evaluate(struct xmppd *x)
+{
+	if (x->csi != NULL) {
+		evaluate(x);
+	}
 }
 
 static void listeners_changed(void *ud)

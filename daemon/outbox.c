@@ -3,6 +3,7 @@
 
 #include "daemon/config.h"
 #include "daemon/core.h"
+#include "daemon/csi.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
 #include "daemon/outbox.h"
@@ -360,6 +361,7 @@ void outbox_flush(struct xmppd *x)
 		}
 		e = next;
 	}
+	csi_evaluate(x);
 }
 
 void outbox_fresh_session(struct xmppd *x)
@@ -381,6 +383,9 @@ void outbox_acked(struct xmppd *x, uint64_t tag)
 			unlink_entry(x, prev, e);
 			remember(o, e);
 			entry_free(e);
+			if (o->count == 0) {
+				csi_evaluate(x);
+			}
 			return;
 		}
 	}
