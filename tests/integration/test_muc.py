@@ -149,6 +149,25 @@ def test_own_presence_and_caps_reach_rooms(ctx):
 		% bc.events)
 
 
+def test_no_receipt_in_rooms(ctx):
+	"""A receipt request in a groupchat message is never answered: the
+	whole room would learn who is online (XEP-0184 5.3)."""
+	log_start = ctx.server.log_offset()
+	room, (a, ax, ac), (b, bx, bc) = two_in_room(ctx)
+	bc.ok("raw", xml="<message to='%s' type='groupchat' id='gc-r1'><body>"
+		"anyone?</body><request xmlns='urn:xmpp:receipts'/></message>" % room)
+	ac.wait_event(lambda e: e.get("event") == "message"
+		and e.get("body") == "anyone?", 10, "bob's groupchat at alice")
+	# alice's next stanza leaves after any receipt she would have sent.
+	ac.ok("raw", xml="<message to='%s'><body>marker-r1</body></message>"
+		% a.jid)
+	wait_until(lambda: "marker-r1" in ctx.server.traffic(log_start), 5,
+		0.1, "alice's marker at the server")
+	sent = [ln for ln in ctx.server.traffic(log_start).splitlines()
+		if "RECV: <message" in ln and "<received" in ln]
+	check(not sent, "a receipt went out for a groupchat message: %r" % sent)
+
+
 def test_nick_conflict_is_a_clear_error(ctx):
 	a, b = ctx.account("alice"), ctx.account("bob")
 	ax, ac = ctx.online(a, None, EVENTS)
