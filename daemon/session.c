@@ -12,6 +12,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>	/* malloc_trim */
+#endif
 
 #include "daemon/config.h"
 #include "daemon/console.h"
@@ -57,6 +60,8 @@ struct session {
 	uv_timer_t probe;	/* the probe's answer is late: dead */
 	uv_timer_t ack;		/* ask for an ack shortly after sending */
 	uv_timer_t pressure;	/* reading paused for subscribers too long */
+	uv_timer_t trim;	/* gives freed memory back after a burst */
+	size_t fed;		/* bytes from the server since the last trim */
 	bool pressure_expired;	/* read on until the pressure ends */
 	int handles;		/* open uv handles, freed at 0 */
 
@@ -360,12 +365,31 @@ static void transport_connected_cb(void *ud, const struct stream_tls_info *tls)
 	}
 }
 
+/* A big roster or a burst of stanzas leaves megabytes of freed heap
+ * that malloc keeps (fragmentation pins the top of the heap): a second
+ * after TRIM_AFTER bytes have come in, they go back to the system. */
+#define TRIM_AFTER (256 * 1024)
+#define TRIM_DELAY_MS 1000
+
+static void trim_cb(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	s->fed = 0;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 static void transport_data_cb(void *ud, const char *data, size_t len)
 {
 	struct session *s = ud;
 	if (!s->ended) {
 		heard_from_server(s);
 		stream_feed(s->stream, data, len);
+	}
+	s->fed += len;
+	if (s->fed >= TRIM_AFTER && !uv_is_active((uv_handle_t *)&s->trim)) {
+		uv_timer_start(&s->trim, trim_cb, TRIM_DELAY_MS, 0);
 	}
 }
 
@@ -629,6 +653,7 @@ struct session *session_new(struct xmppd *x, char **cause)
 	init_timer(s, &s->probe);
 	init_timer(s, &s->ack);
 	init_timer(s, &s->pressure);
+	init_timer(s, &s->trim);
 	uv_timer_start(&s->timer, negotiation_timeout_cb, NEGOTIATION_TIMEOUT_MS, 0);
 	events_watch_listeners(retrace, s);
 	events_on_pressure(pressure_cb, s);
@@ -672,6 +697,7 @@ void session_free(struct session *s)
 	uv_close((uv_handle_t *)&s->probe, handle_closed);
 	uv_close((uv_handle_t *)&s->ack, handle_closed);
 	uv_close((uv_handle_t *)&s->pressure, handle_closed);
+	uv_close((uv_handle_t *)&s->trim, handle_closed);
 }
 
 bool session_send(struct session *s, const struct xml *stanza)
