@@ -1,8 +1,9 @@
 /*
  * Publish/subscribe between the daemon's subsystems and whoever listens
  * (the control socket's sink). A subsystem builds a JSON object and
- * publishes it under an event name; events.c adds "event" and "seq" and
- * hands it to every sink. daemon/ never includes ipc/: main.c plugs the
+ * publishes it under an event name; events.c gives it a seq and hands
+ * both to every sink, which frames them as {"event":…,"seq":…,…} when it
+ * writes the line. daemon/ never includes ipc/: main.c plugs the
  * ipc sink in here, as tmux's control mode is one sink among several.
  *
  * seq grows by one per published event, starting after the value given
@@ -15,8 +16,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Called for each published event; ev already holds "event" and "seq".
- * The sink borrows ev for the duration of the call. */
+/* Called for each published event; ev holds its fields, without
+ * "event" and "seq": its line is {"event":name,"seq":seq,...ev...}, as
+ * jsonenc_event() writes it. The sink borrows ev for the duration of
+ * the call. */
 typedef void (*events_sink_cb)(void *ud, const char *name, uint64_t seq,
 	json_t *ev);
 /* Asked before an event is built: does any sink want this name? */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "daemon/events.h"
+#include "daemon/jsonenc.h"
 #include "daemon/log.h"
 #include "daemon/xmppd.h"
 #include "ipc/client.h"
@@ -189,12 +190,13 @@ static void sink_cb(void *ud, const char *name, uint64_t seq, json_t *ev)
 	}
 	struct buf b;
 	buf_init(&b);
-	if (!ipc_json_encode(ev, &b)) {
+	if (!jsonenc_event(&b, name, seq, ev)) {
 		log_warnx("ipc: event %s (seq %ju) could not be encoded", name,
 			(uintmax_t)seq);
 		buf_finish(&b);
 		return;
 	}
+	buf_putc(&b, '\n');
 	e.line = buf_steal(&b, &e.len);
 	const char *from = json_string_value(json_object_get(ev, "from"));
 	e.from = from != NULL ? xstrdup(from) : NULL;
