@@ -324,6 +324,9 @@ static void on_cdata(void *ud, const xmlChar *s, int len)
  * so every "&" starts one. Returns a new string. */
 static char *decode_amp(const xmlChar *v, size_t len)
 {
+	if (memchr(v, '&', len) == NULL) {
+		return xstrndup((const char *)v, len);	/* nearly always */
+	}
 	char *out = xmalloc(len + 1);
 	size_t o = 0;
 	for (size_t i = 0; i < len; i++) {
