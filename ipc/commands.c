@@ -47,12 +47,7 @@ struct cmd_wait *cmd_wait_new(struct ipc_client *c, json_t *id, json_t **refused
 			"%u requests are already waiting", c->waiting);
 		return NULL;
 	}
-	struct cmd_wait *w = xcalloc(1, sizeof(*w));
-	w->client = c;
-	w->slot = ipc_client_reserve(c);
-	w->id = id != NULL ? json_incref(id) : NULL;
-	ipc_client_ref(c);
-	return w;
+	return cmd_wait_commit(c, id);
 }
 
 struct cmd_wait *cmd_wait_commit(struct ipc_client *c, json_t *id)
