@@ -14,7 +14,7 @@
 #define MAX_DEPTH 256
 
 /* Length of the valid UTF-8 sequence at s (RFC 3629), or 0. */
-static size_t utf8_len(const unsigned char *s)
+size_t jsonenc_utf8_len(const unsigned char *s)
 {
 	unsigned char c = s[0];
 	if (c < 0x80) {
@@ -95,7 +95,7 @@ static bool put_string(struct buf *out, const char *s, size_t len)
 			w += put_escape(w, *p++);
 			continue;
 		}
-		size_t n = utf8_len(p);
+		size_t n = jsonenc_utf8_len(p);
 		if (n == 0 || n > (size_t)(end - p)) {
 			out->data[out->len] = '\0';
 			return false;

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "proto/buf.h"
@@ -18,5 +19,8 @@ bool jsonenc_append(struct buf *out, const json_t *v);
  * writes for an event (without its newline); false as above. */
 bool jsonenc_event(struct buf *out, const char *name, uint64_t seq,
 	const json_t *ev);
+/* Length of the valid UTF-8 sequence (RFC 3629) at s, or 0 when s
+ * does not start one; s is NUL-terminated. */
+size_t jsonenc_utf8_len(const unsigned char *s);
 
 #endif

@@ -56,39 +56,6 @@ json_t *ipc_json_error(json_t *id, const char *condition, const char *fmt, ...)
 	return r;
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629), or 0. */
-static size_t utf8_len(const unsigned char *s)
-{
-	unsigned char c = s[0];
-	if (c < 0x80) {
-		return 1;
-	}
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		lo = c == 0xe0 ? 0xa0 : 0x80;
-		hi = c == 0xed ? 0x9f : 0xbf;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		lo = c == 0xf0 ? 0x90 : 0x80;
-		hi = c == 0xf4 ? 0x8f : 0xbf;
-	} else {
-		return 0;
-	}
-	if (s[1] < lo || s[1] > hi) {
-		return 0;
-	}
-	for (size_t i = 2; i < n; i++) {
-		if (s[i] < 0x80 || s[i] > 0xbf) {
-			return 0;
-		}
-	}
-	return n;
-}
-
 json_t *ipc_json_string(const char *s)
 {
 	json_t *j = json_string(s);
@@ -98,7 +65,7 @@ json_t *ipc_json_string(const char *s)
 	char *copy = xstrdup(s);
 	unsigned char *p = (unsigned char *)copy;
 	while (*p != '\0') {
-		size_t n = utf8_len(p);
+		size_t n = jsonenc_utf8_len(p);
 		if (n == 0) {
 			*p = '?';
 			n = 1;
