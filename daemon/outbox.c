@@ -132,6 +132,9 @@ static void unlink_entry(struct xmppd *x, struct outbox_entry *prev,
 	if (o->tail == e) {
 		o->tail = prev;
 	}
+	if (o->flushed == e) {
+		o->flushed = prev;
+	}
 	o->count--;
 }
 
@@ -321,6 +324,12 @@ static bool expired(const struct xmppd *x, const struct outbox_entry *e)
 	return max != 0 && uv_now(x->loop) - e->accepted_ms > max;
 }
 
+/*
+ * Sends the committed entries not sent yet, in order. Entries up to
+ * o->flushed were all sent on this stream: the walk starts after them,
+ * so sending one more message costs the same however many wait for
+ * their acks.
+ */
 void outbox_flush(struct xmppd *x)
 {
 	struct outbox *o = &x->outbox;
@@ -328,11 +337,16 @@ void outbox_flush(struct xmppd *x)
 		return;
 	}
 	bool managed = session_sm_enabled(x->session);
-	struct outbox_entry *prev = NULL;
-	struct outbox_entry *e = o->head;
+	struct outbox_entry *prev = o->flushed;
+	struct outbox_entry *e = prev ? prev->next : o->head;
+	bool prefix = true;	/* every entry before e was sent */
 	while (e != NULL) {
 		struct outbox_entry *next = e->next;
 		if (e->sent || !e->committed) {
+			prefix = prefix && e->sent;
+			if (prefix) {
+				o->flushed = e;
+			}
 			prev = e;
 			e = next;
 			continue;
@@ -357,6 +371,9 @@ void outbox_flush(struct xmppd *x)
 			entry_free(e);
 		} else {
 			e->sent = true;
+			if (prefix) {
+				o->flushed = e;
+			}
 			prev = e;
 		}
 		e = next;
@@ -366,6 +383,7 @@ void outbox_flush(struct xmppd *x)
 
 void outbox_fresh_session(struct xmppd *x)
 {
+	x->outbox.flushed = NULL;
 	for (struct outbox_entry *e = x->outbox.head; e != NULL; e = e->next) {
 		e->sent = false;
 	}

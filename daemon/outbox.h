@@ -34,6 +34,7 @@ struct outbox_recent;
 struct outbox {
 	struct outbox_entry *head;
 	struct outbox_entry *tail;
+	struct outbox_entry *flushed;	/* end of the sent prefix, or NULL */
 	size_t count;
 	size_t pending;			/* entries waiting for their commit */
 	uint64_t next_tag;
