@@ -40,9 +40,11 @@ static void evaluate(struct xmppd *x)
 	if (!c->offered || x->state != XMPPD_ONLINE || x->session == NULL) {
 		return;
 	}
-	bool busy = events_listening("message") || outbox_count(&x->outbox) > 0;
+	bool busy = events_listening("message") || outbox_count(&x->outbox) > 0
+		|| x->sm.nqueue > 0;
 	enum csi_state want = busy ? CSI_ACTIVE : CSI_INACTIVE;
-	if (want == c->said) {
+	/* A session starts active: nothing to say until it goes idle. */
+	if (want == c->said || (want == CSI_ACTIVE && c->said == CSI_UNSAID)) {
 		return;
 	}
 	struct xml *el = xml_new(state_names[want], NS_CSI);

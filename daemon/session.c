@@ -19,6 +19,7 @@
 #include "daemon/config.h"
 #include "daemon/console.h"
 #include "daemon/core.h"
+#include "daemon/csi.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
 #include "daemon/store.h"
@@ -59,6 +60,7 @@ struct session {
 	uv_timer_t idle;	/* quiet stream: probe it */
 	uv_timer_t probe;	/* the probe's answer is late: dead */
 	uv_timer_t ack;		/* ask for an ack shortly after sending */
+	uv_timer_t overdue;	/* sent stanzas unacknowledged too long */
 	uv_timer_t pressure;	/* reading paused for subscribers too long */
 	uv_timer_t trim;	/* gives freed memory back after a burst */
 	size_t fed;		/* bytes from the server since the last trim */
@@ -103,6 +105,7 @@ static void stop_timers(struct session *s)
 	uv_timer_stop(&s->idle);
 	uv_timer_stop(&s->probe);
 	uv_timer_stop(&s->ack);
+	uv_timer_stop(&s->overdue);
 }
 
 /* Ends the session from wherever we are: the work happens in reap_cb. */
@@ -144,6 +147,43 @@ static void heard_from_server(struct session *s)
 	uv_timer_start(&s->idle, idle_cb, s->x->cfg->keepalive * 1000, 0);
 }
 
+static void overdue_cb(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	char *reason = xasprintf("%zu stanzas unacknowledged for %u s",
+		s->x->sm.nqueue, s->x->cfg->keepalive_timeout);
+	log_warnx("%s: the server does not read this stream", reason);
+	if (s->resumed && !s->acked) {
+		/* See probe_timeout_cb: a resumed session that acks nothing
+		 * is broken on the server's side; resuming it again would
+		 * loop. */
+		log_warnx("the resumed session never acknowledged anything; the "
+			"next connection starts a new session");
+		s->x->sm.resumable = false;
+	}
+	finish(s, XMPPD_OFFLINE, 0, reason);
+	free(reason);
+}
+
+/*
+ * Stanzas wait for acks: the server must acknowledge some within
+ * keepalive_timeout. Hearing from the server is not enough: a stream it
+ * no longer reads (Prosody 0.12 after a resumption into a parser left
+ * inside a stanza) still carries its own traffic to us.
+ */
+static void watch_acks(struct session *s)
+{
+	if (!s->online || s->ended || !stream_sm_enabled(s->stream)) {
+		return;
+	}
+	if (s->x->sm.nqueue == 0) {
+		uv_timer_stop(&s->overdue);
+	} else if (!uv_is_active((uv_handle_t *)&s->overdue)) {
+		uv_timer_start(&s->overdue, overdue_cb,
+			s->x->cfg->keepalive_timeout * 1000, 0);
+	}
+}
+
 static void went_online(struct session *s, const char *jid, bool resumed)
 {
 	uv_timer_stop(&s->timer);
@@ -163,6 +203,7 @@ static void went_online(struct session *s, const char *jid, bool resumed)
 		s->scram_known = true;
 	}
 	heard_from_server(s);
+	watch_acks(s);
 	xmppd_session_online(s->x, jid, resumed);
 }
 
@@ -186,6 +227,12 @@ static void stream_acked_cb(void *ud, uint64_t tag)
 	struct session *s = ud;
 	if (s->online) {
 		s->acked = true;
+		/* Progress: the deadline starts again for what still waits. */
+		uv_timer_stop(&s->overdue);
+		watch_acks(s);
+		if (s->x->sm.nqueue == 0) {
+			csi_evaluate(s->x);
+		}
 	}
 	if (tag != 0) {
 		outbox_acked(s->x, tag);
@@ -652,6 +699,7 @@ struct session *session_new(struct xmppd *x, char **cause)
 	init_timer(s, &s->idle);
 	init_timer(s, &s->probe);
 	init_timer(s, &s->ack);
+	init_timer(s, &s->overdue);
 	init_timer(s, &s->pressure);
 	init_timer(s, &s->trim);
 	uv_timer_start(&s->timer, negotiation_timeout_cb, NEGOTIATION_TIMEOUT_MS, 0);
@@ -696,6 +744,7 @@ void session_free(struct session *s)
 	uv_close((uv_handle_t *)&s->idle, handle_closed);
 	uv_close((uv_handle_t *)&s->probe, handle_closed);
 	uv_close((uv_handle_t *)&s->ack, handle_closed);
+	uv_close((uv_handle_t *)&s->overdue, handle_closed);
 	uv_close((uv_handle_t *)&s->pressure, handle_closed);
 	uv_close((uv_handle_t *)&s->trim, handle_closed);
 }
@@ -712,6 +761,10 @@ bool session_send_tagged(struct session *s, const struct xml *stanza, uint64_t t
 	}
 	if (stream_sm_enabled(s->stream) && !uv_is_active((uv_handle_t *)&s->ack)) {
 		uv_timer_start(&s->ack, ack_cb, ACK_DELAY_MS, 0);
+	}
+	watch_acks(s);
+	if (stream_sm_enabled(s->stream)) {
+		csi_evaluate(s->x);	/* active while it waits for its ack */
 	}
 	return true;
 }
