@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/events.h"
+#include "daemon/jsonenc.h"
 #include "daemon/log.h"
 #include "proto/alloc.h"
 
@@ -33,6 +34,12 @@ static uint64_t limit;		/* 0: none */
 static events_limit_cb limit_cb;
 static void *limit_ud;
 static unsigned depth;		/* nested events_publish calls running */
+/* The latest event's encoded line (see events_line); a big one is not
+ * kept past its event. */
+#define LINE_KEEP (64 * 1024)
+static struct buf line;
+static uint64_t line_seq;
+static bool line_valid;
 static struct watcher *watchers;
 static size_t nwatchers;
 static size_t watchcap;
@@ -64,6 +71,8 @@ void events_set_limit(uint64_t upto, events_limit_cb cb, void *ud)
 
 void events_finish(void)
 {
+	buf_finish(&line);
+	line_valid = false;
 	free(sinks);
 	sinks = NULL;
 	nsinks = 0;
@@ -142,6 +151,7 @@ uint64_t events_publish(const char *name, json_t *ev)
 	}
 	uint64_t seq = ++last_seq;
 	json_t *out = frame(ev);
+	line_valid = false;
 	depth++;
 	size_t n = nsinks;	/* sinks added meanwhile start with the next one */
 	for (size_t i = 0; i < n; i++) {
@@ -153,8 +163,31 @@ uint64_t events_publish(const char *name, json_t *ev)
 	if (depth == 0) {
 		sweep();
 	}
+	if (line.cap > LINE_KEEP) {
+		buf_finish(&line);
+		line_valid = false;
+	}
 	json_decref(out);
 	return seq;
+}
+
+const char *events_line(const char *name, uint64_t seq, const json_t *ev,
+	size_t *len)
+{
+	if (!line_valid || line_seq != seq) {
+		buf_reset(&line);
+		line_valid = jsonenc_event(&line, name, seq, ev);
+		if (line_valid) {
+			buf_putc(&line, '\n');
+		}
+		line_seq = seq;
+	}
+	if (!line_valid) {
+		line_seq = 0;
+		return NULL;
+	}
+	*len = line.len;
+	return line.data;
 }
 
 uint64_t events_last_seq(void)

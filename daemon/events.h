@@ -36,6 +36,12 @@ bool events_wanted(const char *name);
 uint64_t events_publish(const char *name, json_t *ev);
 /* The seq of the last published event. */
 uint64_t events_last_seq(void);
+/* The line of the event with this seq, {"event":name,"seq":seq,...ev...}
+ * and a newline, encoded once however many sinks (and the message log)
+ * ask: valid until the next event is published. NULL if ev cannot be
+ * encoded. */
+const char *events_line(const char *name, uint64_t seq, const json_t *ev,
+	size_t *len);
 /* Restarts numbering after seq (the store's mark), before any sink. */
 void events_set_last_seq(uint64_t seq);
 /* Called with the last seq before an event would pass limit; it must

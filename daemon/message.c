@@ -596,13 +596,9 @@ static json_t *message_json(struct xmppd *x, const struct xml *m,
 static void log_inbound(struct xmppd *x, const struct xml *m,
 	const char *type, uint64_t seq, json_t *ev)
 {
-	struct buf b;
-	buf_init(&b);
-	char *text = NULL;
-	if (jsonenc_event(&b, "message", seq, ev)) {
-		text = buf_steal(&b, NULL);
-	}
-	buf_finish(&b);
+	size_t len;
+	const char *line = events_line("message", seq, ev, &len);
+	char *text = line ? xstrndup(line, len - 1) : NULL;
 	const char *from = xml_attr(m, "from");
 	const char *to = xml_attr(m, "to");
 	char *sender = from ? jid_prep(from, true, NULL) : NULL;

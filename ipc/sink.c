@@ -188,16 +188,17 @@ static void sink_cb(void *ud, const char *name, uint64_t seq, json_t *ev)
 	if (!keep && !subscribed(ipc, e.bit)) {
 		return;
 	}
-	struct buf b;
-	buf_init(&b);
-	if (!jsonenc_event(&b, name, seq, ev)) {
+	size_t len;
+	const char *line = events_line(name, seq, ev, &len);
+	if (line == NULL) {
 		log_warnx("ipc: event %s (seq %ju) could not be encoded", name,
 			(uintmax_t)seq);
-		buf_finish(&b);
 		return;
 	}
-	buf_putc(&b, '\n');
-	e.line = buf_steal(&b, &e.len);
+	e.line = xmalloc(len + 1);
+	memcpy(e.line, line, len);
+	e.line[len] = '\0';
+	e.len = len;
 	const char *from = json_string_value(json_object_get(ev, "from"));
 	e.from = from != NULL ? xstrdup(from) : NULL;
 	for (struct ipc_client *c = ipc->clients; c != NULL; c = c->next) {
