@@ -312,46 +312,55 @@ static void set_error(json_t *ev, const struct xml *stanza)
  * Has this message been published already? A sender that re-sends after
  * a failed stream resumption repeats its origin-id (XEP-0359), or at
  * least its id; the key is that id with the sender's bare JID. Messages
- * with neither cannot be recognised and always pass.
+ * with neither cannot be recognised and always pass. key_id gives that
+ * id (NULL: none, or no sender) and whether it is an origin-id.
  */
-static bool seen_sender_id(struct xmppd *x, const struct xml *stanza)
+static const char *key_id(const struct xml *stanza, bool *origin)
 {
-	const struct xml *origin = xml_child(stanza, "origin-id", NS_SID);
-	const char *id = origin ? xml_attr(origin, "id") : xml_attr(stanza, "id");
-	const char *from = xml_attr(stanza, "from");
-	if (id == NULL || id[0] == '\0' || from == NULL) {
-		return false;
+	const struct xml *o = xml_child(stanza, "origin-id", NS_SID);
+	const char *id = o ? xml_attr(o, "id") : xml_attr(stanza, "id");
+	*origin = o != NULL;
+	if (id == NULL || id[0] == '\0' || xml_attr(stanza, "from") == NULL) {
+		return NULL;
 	}
-	char *bare = jid_prep(from, true, NULL);
-	if (bare == NULL) {
-		return false;
-	}
-	char *key = xasprintf("%s%c%s%c%s", bare, '\0', origin ? "o" : "i", '\0', id);
-	size_t len = strlen(bare) + 3 + strlen(id);
+	return id;
+}
+
+/* "BARE<sep>o<sep>ID" (origin-id) or "BARE<sep>i<sep>ID"; *len its
+ * length. Caller frees. */
+static char *join_key(const char *bare, char sep, bool origin,
+	const char *id, size_t *len)
+{
+	size_t b = strlen(bare);
+	size_t i = strlen(id);
+	char *k = xmalloc(b + i + 4);
+	memcpy(k, bare, b);
+	k[b] = sep;
+	k[b + 1] = origin ? 'o' : 'i';
+	k[b + 2] = sep;
+	memcpy(k + b + 3, id, i + 1);
+	*len = b + 3 + i;
+	return k;
+}
+
+static bool seen_sender_id(struct xmppd *x, const char *bare, bool origin,
+	const char *id)
+{
+	size_t len;
+	char *key = join_key(bare, '\0', origin, id, &len);
 	bool dup = !dedup_add(&x->seen, key, len);
 	free(key);
-	free(bare);
 	return dup;
 }
 
 /* The sender key of the message log: "BARE o ID" (origin-id) or
  * "BARE i ID" (the stanza's id), as seen_sender_id uses (a bare JID
- * holds no space); NULL when there is neither. Caller frees. */
-static char *origin_key(const struct xml *stanza)
+ * holds no space); NULL when there is neither (or no bare JID). Caller
+ * frees. */
+static char *origin_key(const char *bare, bool origin, const char *id)
 {
-	const struct xml *origin = xml_child(stanza, "origin-id", NS_SID);
-	const char *id = origin ? xml_attr(origin, "id") : xml_attr(stanza, "id");
-	const char *from = xml_attr(stanza, "from");
-	if (id == NULL || id[0] == '\0' || from == NULL) {
-		return NULL;
-	}
-	char *bare = jid_prep(from, true, NULL);
-	if (bare == NULL) {
-		return NULL;
-	}
-	char *key = xasprintf("%s %s %s", bare, origin ? "o" : "i", id);
-	free(bare);
-	return key;
+	size_t len;
+	return bare && id ? join_key(bare, ' ', origin, id, &len) : NULL;
 }
 
 /* The id our own archive gave the message (XEP-0359 stanza-id, or the
@@ -362,7 +371,10 @@ static char *origin_key(const struct xml *stanza)
 static bool seen_before(struct xmppd *x, const struct xml *stanza,
 	const char *archive_id)
 {
-	bool dup = seen_sender_id(x, stanza);
+	bool origin;
+	const char *id = key_id(stanza, &origin);
+	char *bare = id ? jid_prep(xml_attr(stanza, "from"), true, NULL) : NULL;
+	bool dup = bare != NULL && seen_sender_id(x, bare, origin, id);
 	if (archive_id != NULL && archive_id[0] != '\0') {
 		char *key = xasprintf("s%c%s", '\0', archive_id);
 		size_t len = 2 + strlen(archive_id);
@@ -370,10 +382,11 @@ static bool seen_before(struct xmppd *x, const struct xml *stanza,
 		free(key);
 	}
 	if (!dup && store_enabled(x->store)) {
-		char *okey = origin_key(stanza);
+		char *okey = origin_key(bare, origin, id);
 		dup = store_message_known(x->store, archive_id, okey);
 		free(okey);
 	}
+	free(bare);
 	return dup;
 }
 
@@ -606,7 +619,9 @@ static void log_inbound(struct xmppd *x, const struct xml *m,
 	if (sender != NULL && strcmp(sender, x->bare_jid) == 0 && to != NULL) {
 		peer = jid_prep(to, true, NULL);
 	}
-	char *okey = origin_key(m);
+	bool origin;
+	const char *id = key_id(m, &origin);
+	char *okey = origin_key(sender, origin, id);
 	struct store_msg sm = {
 		.seq = seq,
 		.sender = sender,
