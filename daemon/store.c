@@ -159,6 +159,17 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 	}
 }
 
+/* Binds v without a copy: only for strings that outlive the step (the
+ * next stmt() clears the binding before anything else runs it). */
+static void bind_static(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v == NULL) {
+		sqlite3_bind_null(st, i);
+	} else {
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	}
+}
+
 /* ---- opening ---- */
 
 static char *default_path(const struct config *cfg, const char *bare_jid)
@@ -770,14 +781,14 @@ bool store_log_message(struct store *s, const struct store_msg *m)
 	sqlite3_stmt *st = stmt(s, ST_LOG_ADD);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)m->seq);
 	sqlite3_bind_int(st, 2, m->outbound);
-	bind_text(st, 3, m->sender);
-	bind_text(st, 4, m->peer);
-	bind_text(st, 5, m->type);
-	bind_text(st, 6, m->stanza_id);
-	bind_text(st, 7, m->origin_key);
-	bind_text(st, 8, m->msg_id);
+	bind_static(st, 3, m->sender);
+	bind_static(st, 4, m->peer);
+	bind_static(st, 5, m->type);
+	bind_static(st, 6, m->stanza_id);
+	bind_static(st, 7, m->origin_key);
+	bind_static(st, 8, m->msg_id);
 	sqlite3_bind_int64(st, 9, store_wall_ms());
-	bind_text(st, 10, m->event);
+	bind_static(st, 10, m->event);
 	bool ok = sqlite3_step(st) == SQLITE_DONE;
 	if (!ok) {
 		write_failed(s, "message log");
@@ -792,7 +803,7 @@ static bool known(struct store *s, enum stmt which, const char *key)
 		return false;
 	}
 	sqlite3_stmt *st = stmt(s, which);
-	bind_text(st, 1, key);
+	bind_static(st, 1, key);
 	bool found = sqlite3_step(st) == SQLITE_ROW;
 	sqlite3_reset(st);
 	return found;
