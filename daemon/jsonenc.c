@@ -77,8 +77,51 @@ static size_t put_escape(char *p, unsigned char c)
 	return 6;
 }
 
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Do the 8 bytes at p need no escape (printable ASCII, no '"' or '\\')?
+ * Word at a time: a byte below 0x20, a high bit, or a zero byte after
+ * XOR with '"' or '\\' sets a high bit in the result. */
+static bool plain8(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	uint64_t quote = v ^ (ONES * '"');
+	uint64_t bslash = v ^ (ONES * '\\');
+	uint64_t bad = ((v - ONES * 0x20) & ~v) | v |
+		((quote - ONES) & ~quote) | ((bslash - ONES) & ~bslash);
+	return (bad & HIGHS) == 0;
+}
+
+/* Writes the (escaped) characters starting in [p, stop) at *w; returns
+ * where it stopped, NULL on invalid UTF-8. */
+static const unsigned char *put_chars(char **w, const unsigned char *p,
+	const unsigned char *stop, const unsigned char *end)
+{
+	while (p < stop) {
+		if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+			*(*w)++ = (char)*p++;
+			continue;
+		}
+		if (*p < 0x80) {
+			*w += put_escape(*w, *p++);
+			continue;
+		}
+		size_t n = jsonenc_utf8_len(p);
+		if (n == 0 || n > (size_t)(end - p)) {
+			return NULL;
+		}
+		memcpy(*w, p, n);
+		*w += n;
+		p += n;
+	}
+	return p;
+}
+
 /* Room for the worst case (every byte a \u00XX) is made first, then the
- * string is written in place: no call per run or per escape. */
+ * string is written in place: no call per run or per escape, eight
+ * plain bytes copied at once. */
 static bool put_string(struct buf *out, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -87,22 +130,17 @@ static bool put_string(struct buf *out, const char *s, size_t len)
 	char *w = out->data + out->len;
 	*w++ = '"';
 	while (p < end) {
-		if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
-			*w++ = (char)*p++;
+		if (end - p >= 8 && plain8(p)) {
+			memcpy(w, p, 8);
+			w += 8;
+			p += 8;
 			continue;
 		}
-		if (*p < 0x80) {
-			w += put_escape(w, *p++);
-			continue;
-		}
-		size_t n = jsonenc_utf8_len(p);
-		if (n == 0 || n > (size_t)(end - p)) {
+		p = put_chars(&w, p, end - p > 8 ? p + 8 : end, end);
+		if (p == NULL) {
 			out->data[out->len] = '\0';
 			return false;
 		}
-		memcpy(w, p, n);
-		w += n;
-		p += n;
 	}
 	*w++ = '"';
 	*w = '\0';
