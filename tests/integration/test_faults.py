@@ -570,12 +570,19 @@ def test_black_hole(ctx):
 
 
 def test_unreachable_backoff(ctx):
-	"""The server unreachable for 10 s (every connection reset at once)
-	with reconnect_max = 4: attempts slow down from about 1 s and the
-	wait never exceeds the cap; then everything is delivered."""
-	cap, outage = 4, 10.0
+	"""The server unreachable (every connection reset at once) with
+	reconnect_max = 4 until xmppd has tried 4 times: the waits start at
+	about 1 s, grow, and never exceed the cap; then everything is
+	delivered. A busy machine can only make waits longer, so the growth
+	is checked with lower bounds measured at the proxy (a retry never
+	comes early), and the cap with the waits xmppd announces (retry_in,
+	whole seconds rounded up) plus a bound on the measured ones."""
+	cap, tries = 4, 4
 	rig = Rig(ctx, {"server": {"reconnect_max": cap}})
 	marks = {}
+
+	def tried():
+		return [t for t in list(rig.proxy.accept_times) if t > marks["t0"]]
 
 	def down():
 		rig.wait_flowing(300)
@@ -585,43 +592,40 @@ def test_unreachable_backoff(ctx):
 		rig.proxy.cut(drain=DRAIN)
 
 	def up():
-		left = marks["t0"] + outage - time.monotonic()
-		if left > 0:
-			time.sleep(left)  # the outage itself, not a synchronisation
+		wait_until(lambda: len(tried()) >= tries, 60, 0.02,
+			"%d connection attempts during the outage" % tries)
 		rig.proxy.refuse(False)
 		marks["t1"] = time.monotonic()
 
 	rig.run({300: down, 350: up})
 	t0, t1 = marks["t0"], marks["t1"]
-	attempts = [t for t in list(rig.proxy.accept_times) if t0 < t < t1]
+	attempts = [t for t in tried() if t < t1]
 	gaps = [b - a for a, b in zip([t0] + attempts, attempts)]
 	offline = [e for t, e in rig.aw.select(is_state("offline"), marks["a"])
 		if t < t1]
 	retry_in = [e.get("retry_in") for e in offline]
 	seen = "attempts after %s s; retry_in %s" % (
 		["%.2f" % g for g in gaps], retry_in)
-	check(len(attempts) >= 3, "only %d attempts in %.0f s: %s"
-		% (len(attempts), outage, seen))
-	check(len(attempts) <= 8, "%d attempts in %.0f s, a retry storm: %s"
-		% (len(attempts), outage, seen))
 	check(offline, "no offline state event during the outage")
 	check(all(isinstance(r, int) for r in retry_in), "offline events "
 		"without an integer retry_in: %s" % offline[:4])
+	check(retry_in[0] <= 1, "the first retry announced in %ds, not about "
+		"1 s: %s" % (retry_in[0], seen))
 	check(max(retry_in) <= cap, "retry_in above reconnect_max %d: %s"
 		% (cap, seen))
-	check(max(gaps) <= cap + 1.0, "a wait longer than reconnect_max %d "
-		"(+1 s): %s" % (cap, seen))
-	check(gaps[0] <= 2.0, "the first retry came after %.1fs, not about "
-		"1 s: %s" % (gaps[0], seen))
-	later = gaps[2:]
-	check(sum(later) / len(later) >= 2 * gaps[0], "the waits do not grow "
-		"(from %.2fs to an average of %.2fs): %s" % (gaps[0],
-		sum(later) / len(later), seen))
+	# The delay before retry i is at least half of min(2^i s, cap): a
+	# retry storm, or waits that do not grow, fall below these.
+	least = [min(2 ** i, cap) / 2 - 0.05 for i in range(len(gaps))]
+	early = [(i, g, m) for i, (g, m) in enumerate(zip(gaps, least)) if g < m]
+	check(not early, "retries came early (attempt, wait, least): %s; %s"
+		% (early, seen))
+	check(max(gaps) <= cap + 3.0, "a wait longer than reconnect_max %d "
+		"(+3 s for a busy machine): %s" % (cap, seen))
 	# Reconnected within a capped wait of the server coming back.
 	t, e = rig.aw.wait(is_state("online", "resumed"), cap + 10,
 		"back online after the outage", marks["a"])
-	check(t - t1 <= cap + 2.0, "online %.1fs after the server came back, "
-		"more than reconnect_max %d" % (t - t1, cap))
+	check(t - t1 <= cap + 3.0, "online %.1fs after the server came back, "
+		"more than reconnect_max %d (+3 s)" % (t - t1, cap))
 	rig.finish("unreachable_backoff")
 
 
