@@ -420,6 +420,19 @@ static const struct xml *pick_lang(const struct xml *m, const char *name,
 	return match ? match : first;
 }
 
+/* The text of x as a JSON string: a lone text node without a copy. */
+static json_t *text_json(const struct xml *x)
+{
+	const struct xml *c = x->children;
+	if (c != NULL && c->next == NULL && c->kind == XML_TEXT) {
+		return json_string(c->text);
+	}
+	char *text = xml_text(x);
+	json_t *s = json_string(text);
+	free(text);
+	return s;
+}
+
 /* {"lang": text} of every alternative (the first of each language). */
 static json_t *alternatives(const struct xml *m, const char *name)
 {
@@ -434,9 +447,7 @@ static json_t *alternatives(const struct xml *m, const char *name)
 		const char *l = xml_attr(c, "xml:lang");
 		l = l ? l : lang ? lang : "";
 		if (json_object_get(o, l) == NULL) {
-			char *text = xml_text(c);
-			json_object_set_new(o, l, json_string(text));
-			free(text);
+			json_object_set_new(o, l, text_json(c));
 		}
 	}
 	return o;
@@ -452,9 +463,7 @@ static const char *set_lang_text(json_t *ev, const struct xml *m,
 	if (c == NULL) {
 		return NULL;
 	}
-	char *text = xml_text(c);
-	json_object_set_new(ev, key, json_string(text));
-	free(text);
+	json_object_set_new(ev, key, text_json(c));
 	if (n > 1 && plural_key != NULL) {
 		json_object_set_new(ev, plural_key, alternatives(m, name));
 	}
