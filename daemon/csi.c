@@ -1,9 +1,11 @@
 /*
  * Client state. The state lives in the server's session: a fresh
  * session starts active (XEP-0352 4) with nothing said yet, a resumed
- * one keeps what was said. It is re-evaluated whenever the control
- * socket's listeners change (events_listeners_changed) and at every
- * login, and sent only when it differs from what the server was told.
+ * one keeps what the server last got, which may not be what we last
+ * sent, so it is said again. It is re-evaluated whenever the control
+ * socket's listeners change (events_listeners_changed), the outbox or
+ * the stanzas awaiting acks empty or fill, and at every login, and sent
+ * only when it differs from what the server was told.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 
 enum csi_state {
 	CSI_UNSAID,		/* nothing sent in this session */
+	CSI_UNKNOWN,		/* resumed: the last word may have been lost */
 	CSI_ACTIVE,
 	CSI_INACTIVE,
 };
@@ -30,6 +33,7 @@ struct csi {
 
 static const char *const state_names[] = {
 	[CSI_UNSAID] = "unsaid",
+	[CSI_UNKNOWN] = "unknown",
 	[CSI_ACTIVE] = "active",
 	[CSI_INACTIVE] = "inactive",
 };
@@ -76,9 +80,10 @@ static void csi_online(struct xmppd *x, bool resumed)
 {
 	struct csi *c = x->csi;
 	c->offered = features_offer_csi(session_features(x->session));
-	if (!resumed) {
-		c->said = CSI_UNSAID;
-	}
+	/* A state sent just before the connection dropped may never have
+	 * reached the server (nonzas are not acked or re-sent): after a
+	 * resumption, say it again. */
+	c->said = resumed ? CSI_UNKNOWN : CSI_UNSAID;
 	evaluate(x);
 }
 
@@ -109,7 +114,7 @@ const struct subsystem csi_subsystem = {
 void csi_status(const struct xmppd *x, json_t *status)
 {
 	const struct csi *c = x->csi;
-	if (c->offered && c->said != CSI_UNSAID) {
+	if (c->offered && (c->said == CSI_ACTIVE || c->said == CSI_INACTIVE)) {
 		json_object_set_new(status, "csi", json_string(state_names[c->said]));
 	}
 }
