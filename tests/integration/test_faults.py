@@ -227,10 +227,11 @@ class Rig:
 			lambda e: e.get("event") == "message"
 			and e.get("from", "").split("/")[0] == self.a.jid, after)]
 
-	def finish(self, label, expect_acks=True):
+	def finish(self, label, expect_acks=True, excuse=None):
 		"""A last marker message, then: bob got every body exactly once
 		and in order, and (expect_acks) every accepted message was
-		acked and none expired."""
+		acked and none expired. excuse(missing bodies) may return those
+		of them the server provably lost itself: they are not expected."""
 		marker = "end of run %s" % label
 		self.send(marker)
 		try:
@@ -238,8 +239,13 @@ class Rig:
 				and e.get("body") == marker, ACK_TIMEOUT,
 				"the end marker at bob")
 			got = self.received()
-			check(got == self.bodies, "bob's messages are wrong: %s"
-				% describe(self.bodies, got))
+			expected = self.bodies
+			if excuse:
+				seen = set(got)
+				lost = excuse([b for b in self.bodies if b not in seen])
+				expected = [b for b in self.bodies if b not in lost]
+			check(got == expected, "bob's messages are wrong: %s"
+				% describe(expected, got))
 			if not expect_acks:
 				return
 			ids = set(self.ids)
@@ -315,7 +321,50 @@ def test_prosody_restart(ctx):
 		marks["a"])
 	rig.bw.wait(is_state("online", "resumed"), 30, "bob back online",
 		marks["b"])
-	rig.finish("prosody_restart")
+	rig.finish("prosody_restart",
+		excuse=lambda missing: lost_in_shutdown(ctx.prosody, rig, missing))
+
+
+# Prosody 0.12.3 runs its SIGTERM handler wherever the Lua VM is (a
+# debug hook), even inside the "stanzas/in" filters of a stanza from
+# alice: mod_smacks has already counted it (its filter comes first),
+# then the shutdown stores that count for the session ("server-stopping")
+# and closes it, and the rest of the chain discards the stanza ("Discarding
+# data received from resting session"). After the restart, <failed h=.../>
+# acknowledges that message, so xmppd rightly drops it from its outbox,
+# yet it was never delivered nor archived. Seen in 2 of 19 loaded runs.
+def lost_in_shutdown(prosody, rig, missing):
+	"""Of the missing bodies, those Prosody itself lost in its shutdown:
+	at most one, discarded by Prosody as received by a closed session and
+	found nowhere in its data (archives, offline store). Anything else
+	missing stays a failure."""
+	if not missing:
+		return set()
+	log = prosody.log_since(0)
+	data = ""
+	for root, _, files in os.walk(os.path.join(prosody.dir, "data")):
+		for name in files:
+			path = os.path.join(root, name)
+			if not os.path.isfile(path):  # prosody.sock
+				continue
+			with open(path, "rb") as f:
+				data += f.read().decode("utf-8", "replace")
+	lost = set()
+	for b in missing:
+		raw = rig.ids[rig.bodies.index(b)]
+		mid = re.escape(raw)
+		# "RECV:" is logged by a filter after mod_smacks' count.
+		if (re.search(r"\tRECV: <message [^>]*\bid='%s'" % mid, log)
+				and re.search(r"Discarding data received from resting "
+				r"session: <message [^>]*\bid='%s'" % mid, log)
+				and raw not in data):
+			lost.add(b)
+	if len(lost) > 1:
+		return set()
+	for b in lost:
+		print("note: %r acked by Prosody but discarded in its shutdown "
+			"(Prosody's loss, not xmppd's)" % b)
+	return lost
 
 
 # Prosody 0.12.3 resumes a session into the old connection's XML parser:
