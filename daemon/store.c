@@ -37,6 +37,10 @@ static const char *const migrations[] = {
 	" WHERE stanza_id IS NOT NULL;"
 	"CREATE INDEX messages_origin ON messages (origin_key)"
 	" WHERE origin_key IS NOT NULL;",
+	/* 2: no index on time: only the daily pruning asks by time, and it
+	 * may scan. (seq cannot be the rowid: an outbound message carries
+	 * the seq of the event before it, which others may share.) */
+	"DROP INDEX messages_time;",
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 

@@ -114,7 +114,7 @@ Test(store, creates_a_private_versioned_database)
 	sqlite3_stmt *st;
 	sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
 	cr_assert(eq(int, sqlite3_step(st), SQLITE_ROW));
-	cr_expect(eq(int, sqlite3_column_int(st, 0), 1));
+	cr_expect(eq(int, sqlite3_column_int(st, 0), 2));
 	sqlite3_finalize(st);
 	sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
 	cr_assert(eq(int, sqlite3_step(st), SQLITE_ROW));
@@ -254,6 +254,93 @@ Test(store, log_known_by_stanza_id_and_origin_key)
 	read_rows = 2;
 	cr_assert(eq(int, store_log_read(s, &q, row_cb, NULL), 0));
 	cr_expect(eq(u32, read_rows, 5));
+	store_close(s);
+}
+
+/* Schema version 1 as it shipped, with three logged messages. */
+static void write_version_1(void)
+{
+	char *sub = xasprintf("%s/sub", dir);
+	mkdir(sub, 0700);
+	free(sub);
+	sqlite3 *db;
+	cr_assert(eq(int, sqlite3_open(path, &db), SQLITE_OK));
+	const char *sql = "BEGIN;"
+		"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+		"CREATE TABLE outbox (id INTEGER PRIMARY KEY, msg_id TEXT NOT NULL,"
+		" recipient TEXT NOT NULL, stanza TEXT NOT NULL,"
+		" accepted INTEGER NOT NULL);"
+		"CREATE TABLE messages (seq INTEGER NOT NULL,"
+		" outbound INTEGER NOT NULL, sender TEXT, peer TEXT, type TEXT,"
+		" stanza_id TEXT, origin_key TEXT, msg_id TEXT,"
+		" time INTEGER NOT NULL, event TEXT NOT NULL);"
+		"CREATE INDEX messages_seq ON messages (seq);"
+		"CREATE INDEX messages_peer ON messages (peer, seq);"
+		"CREATE INDEX messages_time ON messages (time);"
+		"CREATE INDEX messages_stanza_id ON messages (stanza_id)"
+		" WHERE stanza_id IS NOT NULL;"
+		"CREATE INDEX messages_origin ON messages (origin_key)"
+		" WHERE origin_key IS NOT NULL;"
+		"INSERT INTO meta VALUES ('seq_reserved', '20');"
+		"INSERT INTO messages VALUES (12, 0, 'bob@example.org',"
+		" 'bob@example.org', 'chat', 's12', 'bob@example.org o 12', 'i12',"
+		" strftime('%s', 'now') * 1000, '{\"seq\":12}');"
+		"INSERT INTO messages VALUES (10, 0, 'bob@example.org',"
+		" 'bob@example.org', 'chat', 's10', NULL, NULL,"
+		" strftime('%s', 'now') * 1000, '{\"seq\":10}');"
+		"INSERT INTO messages VALUES (11, 1, 'alice@example.org',"
+		" 'bob@example.org', 'chat', NULL, NULL, 'i11',"
+		" strftime('%s', 'now') * 1000,"
+		" '{\"seq\":11}');"
+		"PRAGMA user_version = 1; COMMIT;";
+	cr_assert(eq(int, sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK));
+	sqlite3_close(db);
+}
+
+static int count_sql(const char *sql)
+{
+	sqlite3 *db;
+	cr_assert(eq(int, sqlite3_open(path, &db), SQLITE_OK));
+	sqlite3_stmt *st;
+	int n = -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+			sqlite3_step(st) == SQLITE_ROW) {
+		n = sqlite3_column_int(st, 0);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+Test(store, version_1_upgrades_in_place)
+{
+	write_version_1();
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	cr_assert(eq(ptr, (void *)store_error(s), NULL));
+	cr_expect(eq(int, count_sql("PRAGMA user_version"), 2));
+	/* The time index is gone, the rest is kept. */
+	cr_expect(eq(int, count_sql("SELECT count(*) FROM sqlite_schema WHERE"
+		" name = 'messages_time'"), 0));
+	cr_expect(eq(int, count_sql("SELECT count(*) FROM sqlite_schema WHERE"
+		" type = 'index' AND name LIKE 'messages_%'"), 4));
+	cr_expect(eq(int, rows("messages"), 3));
+	cr_expect(ge(u64, store_seq_start(s), 20));
+	cr_expect(store_message_known(s, "s10", NULL));
+	cr_expect(store_message_known(s, NULL, "bob@example.org o 12"));
+	cr_expect(not(store_message_known(s, "s11", "bob@example.org o 10")));
+	struct store_query q = { .after = 9, .peer = "bob@example.org" };
+	read_rows = 0;
+	cr_assert(eq(int, store_log_read(s, &q, row_cb, NULL), 0));
+	cr_expect(eq(u32, read_rows, 3));
+	/* New rows go on after the migrated ones, a seq may repeat. */
+	struct store_msg m = { .seq = 12, .sender = "bob@example.org",
+		.peer = "bob@example.org", .stanza_id = "s21", .event = "{}" };
+	cr_expect(store_log_message(s, &m));
+	uv_run(&loop, UV_RUN_NOWAIT);
+	store_close(s);
+	s = store_open(&loop, &cfg, "alice@example.org");
+	cr_expect(store_message_known(s, "s21", NULL));
+	cr_expect(eq(int, rows("messages"), 4));
 	store_close(s);
 }
 
