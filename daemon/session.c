@@ -147,22 +147,29 @@ static void heard_from_server(struct session *s)
 	uv_timer_start(&s->idle, idle_cb, s->x->cfg->keepalive * 1000, 0);
 }
 
-static void overdue_cb(uv_timer_t *t)
+/* Ends a connection found dead (what is wrong: reason). A resumed
+ * session that acknowledged nothing since is broken on the server's side
+ * (Prosody 0.12 resumes into the old connection's parser, which swallows
+ * everything when that connection ended inside a stanza): resuming it
+ * again would loop, so the next connection starts a fresh one. */
+static void drop_dead(struct session *s, const char *what, char *reason)
 {
-	struct session *s = t->data;
-	char *reason = xasprintf("%zu stanzas unacknowledged for %u s",
-		s->x->sm.nqueue, s->x->cfg->keepalive_timeout);
-	log_warnx("%s: the server does not read this stream", reason);
+	log_warnx("%s: %s", reason, what);
 	if (s->resumed && !s->acked) {
-		/* See probe_timeout_cb: a resumed session that acks nothing
-		 * is broken on the server's side; resuming it again would
-		 * loop. */
 		log_warnx("the resumed session never acknowledged anything; the "
 			"next connection starts a new session");
 		s->x->sm.resumable = false;
 	}
 	finish(s, XMPPD_OFFLINE, 0, reason);
 	free(reason);
+}
+
+static void overdue_cb(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	drop_dead(s, "the server does not read this stream",
+		xasprintf("%zu stanzas unacknowledged for %u s",
+		s->x->sm.nqueue, s->x->cfg->keepalive_timeout));
 }
 
 /*
@@ -509,20 +516,9 @@ static void close_timeout_cb(uv_timer_t *t)
 static void probe_timeout_cb(uv_timer_t *t)
 {
 	struct session *s = t->data;
-	char *reason = xasprintf("no answer from the server within %u s",
-		s->x->cfg->keepalive_timeout);
-	log_warnx("%s: the connection is dead", reason);
-	if (s->resumed && !s->acked) {
-		/* The server took the resumption but has acknowledged nothing
-		 * since: the session is broken on its side (Prosody 0.12 does
-		 * this when the lost connection ended inside a stanza).
-		 * Resuming it again would loop; start a fresh one. */
-		log_warnx("the resumed session never acknowledged anything; the "
-			"next connection starts a new session");
-		s->x->sm.resumable = false;
-	}
-	finish(s, XMPPD_OFFLINE, 0, reason);
-	free(reason);
+	drop_dead(s, "the connection is dead",
+		xasprintf("no answer from the server within %u s",
+		s->x->cfg->keepalive_timeout));
 }
 
 /* The stream has been quiet for [server] keepalive seconds: ask for an
