@@ -131,23 +131,12 @@ static json_t *items_jids(const struct xml *el)
 
 /* ---- pushes ---- */
 
-static bool from_account(struct xmppd *x, const char *from)
-{
-	if (from == NULL) {
-		return true;
-	}
-	char *p = jid_prep(from, false, NULL);
-	bool ok = p != NULL && strcmp(p, x->bare_jid) == 0;
-	free(p);
-	return ok;
-}
-
 /* A block or unblock push (iq set) from the server. */
 void blocking_handle_push(struct xmppd *x, const struct xml *iq)
 {
 	const char *type = xml_attr(iq, "type");
 	const char *from = xml_attr(iq, "from");
-	if (!from_account(x, from)) {
+	if (from != NULL && !xmppd_is_account(x, from)) {
 		log_warnx("blocking: ignoring a push from '%.128s', not our account",
 			from);
 		return;

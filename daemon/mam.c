@@ -467,13 +467,7 @@ static void mam_online(struct xmppd *x, bool resumed)
 static bool from_own_archive(const struct xmppd *x, const struct xml *stanza)
 {
 	const char *from = xml_attr(stanza, "from");
-	if (from == NULL) {
-		return true;
-	}
-	char *prepped = jid_prep(from, false, NULL);
-	bool own = prepped != NULL && strcmp(prepped, x->bare_jid) == 0;
-	free(prepped);
-	return own;
+	return from == NULL || xmppd_is_account(x, from);
 }
 
 static void history_item(struct mam *m, struct query *q, const struct xml *inner,

@@ -736,16 +736,6 @@ static const struct xml *carbon_wrapper(const struct xml *stanza)
 	return NULL;
 }
 
-/* Is the stanza from our own bare JID (prepared comparison)? */
-static bool from_own_bare(const struct xmppd *x, const struct xml *stanza)
-{
-	const char *from = xml_attr(stanza, "from");
-	char *prepped = from ? jid_prep(from, false, NULL) : NULL;
-	bool own = prepped != NULL && strcmp(prepped, x->bare_jid) == 0;
-	free(prepped);
-	return own;
-}
-
 /*
  * A carbon is trusted only when our own account wrapped it: anyone else
  * could otherwise put words in any contact's mouth, or in ours (the
@@ -755,7 +745,7 @@ static void handle_carbon(struct xmppd *x, const struct xml *stanza,
 	const struct xml *wrap)
 {
 	const char *from = xml_attr(stanza, "from");
-	if (!from_own_bare(x, stanza)) {
+	if (!xmppd_is_account(x, xml_attr(stanza, "from"))) {
 		log_warnx("ignoring a forged carbon (%s) from '%s', not from %s",
 			wrap->name, from ? from : "(none)", x->bare_jid);
 		return;

@@ -529,17 +529,6 @@ static void fetch(struct xmppd *x)
 
 /* ---- pushes ---- */
 
-static bool push_trusted(const struct xmppd *x, const char *from)
-{
-	if (from == NULL) {
-		return true;
-	}
-	char *p = jid_prep(from, false, NULL);
-	bool ok = p != NULL && strcmp(p, x->bare_jid) == 0;
-	free(p);
-	return ok;
-}
-
 /* The one <item/> a push must hold, or NULL. */
 static const struct xml *push_item(const struct xml *query)
 {
@@ -610,7 +599,7 @@ void roster_handle_iq(struct xmppd *x, const struct xml *iq)
 		dispatch_iq_error(x, iq, "cancel", "service-unavailable");
 		return;
 	}
-	if (!push_trusted(x, from)) {
+	if (from != NULL && !xmppd_is_account(x, from)) {
 		log_warnx("roster: ignoring a roster push from '%s': only the "
 			"account's server may push", from);
 		dispatch_iq_error(x, iq, "cancel", "service-unavailable");

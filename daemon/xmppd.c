@@ -400,6 +400,17 @@ const char *xmppd_jid(const struct xmppd *x)
 	return x->full_jid ? x->full_jid : x->bare_jid;
 }
 
+bool xmppd_is_account(const struct xmppd *x, const char *jid)
+{
+	if (jid == NULL || x->bare_jid == NULL) {
+		return false;
+	}
+	char *p = jid_prep(jid, false, NULL);
+	bool own = p != NULL && strcmp(p, x->bare_jid) == 0;
+	free(p);
+	return own;
+}
+
 json_t *xmppd_status(const struct xmppd *x)
 {
 	json_t *o = json_object();

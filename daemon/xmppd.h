@@ -64,6 +64,9 @@ void xmppd_reloaded(struct xmppd *x);
 enum xmppd_state xmppd_state(const struct xmppd *x);
 /* The bound full JID when online, else the configured bare JID. */
 const char *xmppd_jid(const struct xmppd *x);
+/* Is jid our own account's bare JID, compared prepared (a full JID or
+ * NULL is not)? The trust test for pushes, carbons and archive results. */
+bool xmppd_is_account(const struct xmppd *x, const char *jid);
 /* {"state":…, "jid":…, "reason"?:…, "tls"?:…, "mechanism"?:…,
  *  "features":[…]} — a new reference. */
 json_t *xmppd_status(const struct xmppd *x);
