@@ -138,6 +138,13 @@ void iq_fail_all(struct xmppd *x, const char *condition, const char *text);
 
 /* Subsystem handlers for received stanzas. */
 void message_handle(struct xmppd *x, const struct xml *stanza);
+/* The line of the "message" event stanza m would give (with seq; carbon
+ * "received", "sent" or NULL, forwarded its <forwarded/>, archive_id
+ * for an archived one), written straight (direct) or through jansson and
+ * jsonenc: both must agree byte for byte (tests). Caller frees. */
+char *message_event_line(struct xmppd *x, const struct xml *m,
+	const char *carbon, const struct xml *forwarded, const char *archive_id,
+	uint64_t seq, bool direct);
 void presence_handle(struct xmppd *x, const struct xml *stanza);
 void presence_send_initial(struct xmppd *x);
 /* Our current available presence (show, status, priority, caps), to

@@ -40,6 +40,10 @@ static unsigned depth;		/* nested events_publish calls running */
 static struct buf line;
 static uint64_t line_seq;
 static bool line_valid;
+/* The line events_write_* writes into, and its head's scratch. */
+static struct buf wline;
+static struct buf whead;
+static bool wbusy;
 static struct watcher *watchers;
 static size_t nwatchers;
 static size_t watchcap;
@@ -73,6 +77,9 @@ void events_finish(void)
 {
 	buf_finish(&line);
 	line_valid = false;
+	buf_finish(&wline);
+	buf_finish(&whead);
+	wbusy = false;
 	free(sinks);
 	sinks = NULL;
 	nsinks = 0;
@@ -138,49 +145,68 @@ static json_t *frame(json_t *ev)
 	return ev;
 }
 
-uint64_t events_publish(const char *name, json_t *ev)
+/* The next seq, after letting the limit's owner move the limit. */
+static uint64_t next_seq(void)
 {
-	if (!xassert(json_is_object(ev), "event '%s' is not an object", name)) {
-		json_decref(ev);
-		return last_seq;
-	}
 	if (limit_cb != NULL && last_seq + 1 > limit) {
 		events_limit_cb cb = limit_cb;
 		limit_cb = NULL;
 		cb(limit_ud, last_seq);
 	}
-	uint64_t seq = ++last_seq;
-	json_t *out = frame(ev);
-	line_valid = false;
+	return ++last_seq;
+}
+
+/* Hands e to every sink there was when it was published. */
+static void dispatch(const struct events_event *e)
+{
 	depth++;
 	size_t n = nsinks;	/* sinks added meanwhile start with the next one */
 	for (size_t i = 0; i < n; i++) {
 		if (!sinks[i].dead) {
-			sinks[i].cb(sinks[i].ud, name, seq, out);
+			sinks[i].cb(sinks[i].ud, e);
 		}
 	}
 	depth--;
 	if (depth == 0) {
 		sweep();
 	}
+}
+
+uint64_t events_publish(const char *name, json_t *ev)
+{
+	if (!xassert(json_is_object(ev), "event '%s' is not an object", name)) {
+		json_decref(ev);
+		return last_seq;
+	}
+	struct events_event e = { .name = name, .ev = frame(ev) };
+	e.seq = next_seq();
+	e.from = json_string_value(json_object_get(ev, "from"));
+	line_valid = false;
+	dispatch(&e);
 	if (line.cap > LINE_KEEP) {
 		buf_finish(&line);
 		line_valid = false;
 	}
-	json_decref(out);
-	return seq;
+	json_decref(ev);
+	return e.seq;
 }
 
-const char *events_line(const char *name, uint64_t seq, const json_t *ev,
-	size_t *len)
+const char *events_line(const struct events_event *e, size_t *len)
 {
-	if (!line_valid || line_seq != seq) {
+	if (e->line != NULL) {
+		*len = e->len;
+		return e->line;
+	}
+	if (e->ev == NULL) {
+		return NULL;
+	}
+	if (!line_valid || line_seq != e->seq) {
 		buf_reset(&line);
-		line_valid = jsonenc_event(&line, name, seq, ev);
+		line_valid = jsonenc_event(&line, e->name, e->seq, e->ev);
 		if (line_valid) {
 			buf_putc(&line, '\n');
 		}
-		line_seq = seq;
+		line_seq = e->seq;
 	}
 	if (!line_valid) {
 		line_seq = 0;
@@ -188,6 +214,140 @@ const char *events_line(const char *name, uint64_t seq, const json_t *ev,
 	}
 	*len = line.len;
 	return line.data;
+}
+
+/* ---- events written straight into their line ---- */
+
+/* Room for {"event":NAME,"seq":N before the members; the head is written
+ * last, right before them, once the seq is known. */
+static size_t head_room(const char *name)
+{
+	return 48 + 6 * strlen(name);
+}
+
+void events_write_begin(struct events_writer *w, const char *name)
+{
+	*w = (struct events_writer){ .name = name };
+	if (wbusy) {
+		w->out = xcalloc(1, sizeof(*w->out));	/* nested: rare */
+		w->own = true;
+	} else {
+		if (wline.cap > LINE_KEEP) {
+			buf_finish(&wline);
+		}
+		w->out = &wline;
+		wbusy = true;
+	}
+	w->head = head_room(name);
+	buf_reset(w->out);
+	buf_reserve(w->out, w->head + 256);
+	w->out->len = w->head;
+	w->out->data[w->head] = '\0';
+}
+
+/* Writes ,"key": and returns where the member started. */
+static size_t put_key(struct events_writer *w, const char *key)
+{
+	size_t mark = w->out->len;
+	size_t n = strlen(key);
+	buf_reserve(w->out, n + 4);
+	char *p = w->out->data + mark;
+	p[0] = ',';
+	p[1] = '"';
+	memcpy(p + 2, key, n);
+	p[n + 2] = '"';
+	p[n + 3] = ':';
+	w->out->len = mark + n + 4;
+	return mark;
+}
+
+static void drop_member(struct events_writer *w, size_t mark)
+{
+	w->out->len = mark;
+	w->out->data[mark] = '\0';
+}
+
+bool events_write_str(struct events_writer *w, const char *key, const char *s)
+{
+	if (s == NULL) {
+		return false;
+	}
+	size_t mark = put_key(w, key);
+	if (!jsonenc_string(w->out, s, strlen(s))) {
+		drop_member(w, mark);
+		return false;
+	}
+	if (key[0] == 'f' && strcmp(key, "from") == 0) {
+		w->from = s;
+	}
+	return true;
+}
+
+void events_write_true(struct events_writer *w, const char *key)
+{
+	put_key(w, key);
+	buf_append(w->out, "true", 4);
+}
+
+bool events_write_json(struct events_writer *w, const char *key,
+	const json_t *v)
+{
+	size_t mark = put_key(w, key);
+	if (v == NULL || !jsonenc_value(w->out, v)) {
+		drop_member(w, mark);
+		return false;
+	}
+	return true;
+}
+
+/* Writes the head for seq before the members and the closing brace. */
+static void close_line(struct events_writer *w, uint64_t seq)
+{
+	if (!w->closed) {
+		buf_append(w->out, "}\n", 2);
+		w->closed = true;
+	}
+	buf_reset(&whead);
+	buf_puts(&whead, "{\"event\":");
+	jsonenc_string(&whead, w->name, strlen(w->name));
+	buf_puts(&whead, ",\"seq\":");
+	jsonenc_integer(&whead, (json_int_t)seq);
+	size_t start = w->head - whead.len;	/* head_room leaves enough */
+	memcpy(w->out->data + start, whead.data, whead.len);
+	w->line = w->out->data + start;
+	w->len = w->out->len - start;
+}
+
+const char *events_write_line(struct events_writer *w, uint64_t seq,
+	size_t *len)
+{
+	close_line(w, seq);
+	*len = w->len;
+	return w->line;
+}
+
+uint64_t events_write_publish(struct events_writer *w)
+{
+	uint64_t seq = next_seq();
+	close_line(w, seq);
+	struct events_event e = { .name = w->name, .seq = seq, .from = w->from,
+		.line = w->line, .len = w->len };
+	dispatch(&e);
+	return seq;
+}
+
+void events_write_finish(struct events_writer *w)
+{
+	if (w->out == NULL) {
+		return;
+	}
+	if (w->own) {
+		buf_finish(w->out);
+		free(w->out);
+	} else {
+		wbusy = false;
+	}
+	*w = (struct events_writer){ 0 };
 }
 
 uint64_t events_last_seq(void)

@@ -255,6 +255,39 @@ bool jsonenc_append(struct buf *out, const json_t *v)
 	return true;
 }
 
+/* Appends s (len bytes) as a JSON string, quoted and escaped as
+ * jansson writes it; false, and out unchanged, on invalid UTF-8. */
+bool jsonenc_string(struct buf *out, const char *s, size_t len)
+{
+	size_t mark = out->len;
+	if (!put_string(out, s, len)) {
+		out->len = mark;
+		return false;
+	}
+	return true;
+}
+
+/* Appends v in decimal. */
+void jsonenc_integer(struct buf *out, json_int_t v)
+{
+	put_integer(out, v);
+}
+
+/* Appends any value v as compact JSON; false (out unchanged) if jansson
+ * would refuse it. */
+bool jsonenc_value(struct buf *out, const json_t *v)
+{
+	size_t mark = out->len;
+	if (!put_value(out, v, 0)) {
+		out->len = mark;
+		if (out->data != NULL) {
+			out->data[mark] = '\0';
+		}
+		return false;
+	}
+	return true;
+}
+
 /* Appends {"event":name,"seq":seq, and ev's members}: what events.c
  * frames and sinks encode, without building the framed object. */
 bool jsonenc_event(struct buf *out, const char *name, uint64_t seq,

@@ -241,16 +241,6 @@ int message_send(struct xmppd *x, const struct message_args *m,
 
 /* ---- receiving: helpers ---- */
 
-static void set_text(json_t *ev, const char *key, const struct xml *stanza,
-	const char *name, const char *ns)
-{
-	char *text = xml_child_text(stanza, name, ns);
-	if (text != NULL) {
-		json_object_set_new(ev, key, json_string(text));
-		free(text);
-	}
-}
-
 static void set_attr(json_t *ev, const char *key, const char *value)
 {
 	if (value != NULL) {
@@ -297,15 +287,6 @@ static const char *error_condition(const struct xml *stanza, char **text)
 		}
 	}
 	return NULL;
-}
-
-static void set_error(json_t *ev, const struct xml *stanza)
-{
-	char *text;
-	const char *cond = error_condition(stanza, &text);
-	set_attr(ev, "error", cond);
-	set_attr(ev, "error_text", text);
-	free(text);
 }
 
 /*
@@ -420,17 +401,72 @@ static const struct xml *pick_lang(const struct xml *m, const char *name,
 	return match ? match : first;
 }
 
-/* The text of x as a JSON string: a lone text node without a copy. */
-static json_t *text_json(const struct xml *x)
+/*
+ * Where a message event's members go: straight into its line (a writer,
+ * the live path: no jansson at all for a plain chat message) or into a
+ * jansson object (history items, and the reference the tests compare
+ * the line with). message_members says, once, which members in which
+ * order, so the two cannot drift apart.
+ */
+struct members {
+	struct events_writer *w;
+	json_t *obj;
+};
+
+/* Adds "key":"s" unless s is NULL; false if left out (as jansson leaves
+ * out a string that is not UTF-8). */
+static bool put_str(struct members *o, const char *key, const char *s)
+{
+	if (s == NULL) {
+		return false;
+	}
+	if (o->w != NULL) {
+		return events_write_str(o->w, key, s);
+	}
+	return json_object_set_new(o->obj, key, json_string(s)) == 0;
+}
+
+static void put_true(struct members *o, const char *key)
+{
+	if (o->w != NULL) {
+		events_write_true(o->w, key);
+	} else {
+		json_object_set_new(o->obj, key, json_true());
+	}
+}
+
+/* Adds "key": v, a rare member built with jansson (stolen). */
+static void put_json(struct members *o, const char *key, json_t *v)
+{
+	if (o->w != NULL) {
+		events_write_json(o->w, key, v);
+		json_decref(v);
+	} else {
+		json_object_set_new(o->obj, key, v);
+	}
+}
+
+/* The text of x: a lone text node without a copy, else joined into
+ * *copy (caller frees). */
+static const char *text_of(const struct xml *x, char **copy)
 {
 	const struct xml *c = x->children;
+	*copy = NULL;
 	if (c != NULL && c->next == NULL && c->kind == XML_TEXT) {
-		return json_string(c->text);
+		return c->text;
 	}
-	char *text = xml_text(x);
-	json_t *s = json_string(text);
-	free(text);
-	return s;
+	*copy = xml_text(x);
+	return *copy;
+}
+
+/* Adds "key": the text of x; true if added and it begins with "/me ". */
+static bool put_text(struct members *o, const char *key, const struct xml *x)
+{
+	char *copy;
+	const char *text = text_of(x, &copy);
+	bool me = put_str(o, key, text) && strncmp(text, "/me ", 4) == 0;
+	free(copy);
+	return me;
 }
 
 /* {"lang": text} of every alternative (the first of each language). */
@@ -438,6 +474,7 @@ static json_t *alternatives(const struct xml *m, const char *name)
 {
 	const char *lang = xml_attr(m, "xml:lang");
 	json_t *o = json_object();
+	struct members mo = { .obj = o };
 	for (const struct xml *c = xml_first_element(m); c != NULL;
 			c = xml_next_element(c)) {
 		if (strcmp(c->name, name) != 0 || c->ns == NULL ||
@@ -447,27 +484,27 @@ static json_t *alternatives(const struct xml *m, const char *name)
 		const char *l = xml_attr(c, "xml:lang");
 		l = l ? l : lang ? lang : "";
 		if (json_object_get(o, l) == NULL) {
-			json_object_set_new(o, l, text_json(c));
+			put_text(&mo, l, c);
 		}
 	}
 	return o;
 }
 
-/* Sets key (and plural_key when there are alternatives) from the
- * children called name; returns the text published under key. */
-static const char *set_lang_text(json_t *ev, const struct xml *m,
+/* Adds key (and plural_key when there are alternatives) from the
+ * children called name; true if the text under key begins with "/me ". */
+static bool put_lang_text(struct members *o, const struct xml *m,
 	const char *name, const char *key, const char *plural_key)
 {
 	size_t n;
 	const struct xml *c = pick_lang(m, name, &n);
 	if (c == NULL) {
-		return NULL;
+		return false;
 	}
-	json_object_set_new(ev, key, text_json(c));
+	bool me = put_text(o, key, c);
 	if (n > 1 && plural_key != NULL) {
-		json_object_set_new(ev, plural_key, alternatives(m, name));
+		put_json(o, plural_key, alternatives(m, name));
 	}
-	return json_string_value(json_object_get(ev, key));
+	return me;
 }
 
 /* ---- receiving: the parts ---- */
@@ -555,16 +592,43 @@ static void publish_chatstate(const struct xml *m, const char *type,
 	events_publish("chatstate", ev);
 }
 
-static void set_delay(json_t *ev, const struct xml *m, const struct inbound *in)
+static void put_delay(struct members *o, const struct xml *m,
+	const struct inbound *in)
 {
 	const struct xml *delay = xml_child(m, "delay", NS_DELAY);
 	if (delay == NULL && in->forwarded != NULL) {
 		delay = xml_child(in->forwarded, "delay", NS_DELAY);
 	}
 	if (delay != NULL) {
-		set_attr(ev, "delay", xml_attr(delay, "stamp"));
-		set_attr(ev, "delay_from", xml_attr(delay, "from"));
+		put_str(o, "delay", xml_attr(delay, "stamp"));
+		put_str(o, "delay_from", xml_attr(delay, "from"));
 	}
+}
+
+static void put_error(struct members *o, const struct xml *stanza)
+{
+	char *text;
+	const char *cond = error_condition(stanza, &text);
+	put_str(o, "error", cond);
+	put_str(o, "error_text", text);
+	free(text);
+}
+
+/* "room", "nick" and "self" of a message from a room. */
+static void put_room(struct members *o, struct xmppd *x, const struct xml *m)
+{
+	char *nick;
+	bool self;
+	const char *room = muc_message_room(x, m, &nick, &self);
+	if (room == NULL) {
+		return;
+	}
+	put_str(o, "room", room);
+	put_str(o, "nick", nick);
+	if (self) {
+		put_true(o, "self");
+	}
+	free(nick);
 }
 
 /* Is the stanza from our own account (any resource)? */
@@ -577,50 +641,64 @@ static bool from_own_account(const struct xmppd *x, const struct xml *stanza)
 	return own;
 }
 
-static json_t *message_json(struct xmppd *x, const struct xml *m,
-	const char *type, const struct inbound *in)
+/* The members of a message event, in the order subscribers see them;
+ * returns the "stanza_id" member. */
+static const char *message_members(struct xmppd *x, const struct xml *m,
+	const char *type, const struct inbound *in, struct members *o)
 {
-	json_t *ev = json_object();
-	set_attr(ev, "from", xml_attr(m, "from"));
-	set_attr(ev, "to", xml_attr(m, "to"));
-	json_object_set_new(ev, "type", json_string(type));
-	const char *body = set_lang_text(ev, m, "body", "body", "bodies");
-	set_lang_text(ev, m, "subject", "subject", NULL);
-	set_text(ev, "thread", m, "thread", NS_CLIENT);
-	set_attr(ev, "lang", xml_attr(m, "xml:lang"));
-	set_attr(ev, "msg_id", xml_attr(m, "id"));
-	set_attr(ev, "stanza_id", in->archive_id ? in->archive_id :
-		own_stanza_id(x, m));
-	set_delay(ev, m, in);
-	set_attr(ev, "carbon", in->carbon);
+	put_str(o, "from", xml_attr(m, "from"));
+	put_str(o, "to", xml_attr(m, "to"));
+	put_str(o, "type", type);
+	bool me = put_lang_text(o, m, "body", "body", "bodies");
+	put_lang_text(o, m, "subject", "subject", NULL);
+	const struct xml *thread = xml_child(m, "thread", NS_CLIENT);
+	if (thread != NULL) {
+		put_text(o, "thread", thread);
+	}
+	put_str(o, "lang", xml_attr(m, "xml:lang"));
+	put_str(o, "msg_id", xml_attr(m, "id"));
+	const char *sid = in->archive_id ? in->archive_id : own_stanza_id(x, m);
+	sid = put_str(o, "stanza_id", sid) ? sid : NULL;
+	put_delay(o, m, in);
+	put_str(o, "carbon", in->carbon);
 	if (in->archive_id != NULL) {
-		json_object_set_new(ev, "archive", json_true());
+		put_true(o, "archive");
 		if (from_own_account(x, m)) {
-			json_object_set_new(ev, "archive_sent", json_true());
+			put_true(o, "archive_sent");
 		}
 	}
 	const struct xml *replace = xml_child(m, "replace", NS_CORRECT);
 	if (replace != NULL) {
-		set_attr(ev, "replace", xml_attr(replace, "id"));
+		put_str(o, "replace", xml_attr(replace, "id"));
 	}
-	if (body != NULL && strncmp(body, "/me ", 4) == 0) {
-		json_object_set_new(ev, "me", json_true());
+	if (me) {
+		put_true(o, "me");
 	}
 	if (strcmp(type, "error") == 0) {
-		set_error(ev, m);
+		put_error(o, m);
 	}
-	muc_annotate_message(x, m, ev);
-	return ev;
+	put_room(o, x, m);
+	return sid;
+}
+
+static json_t *message_json(struct xmppd *x, const struct xml *m,
+	const char *type, const struct inbound *in)
+{
+	struct members o = { .obj = json_object() };
+	message_members(x, m, type, in, &o);
+	return o.obj;
 }
 
 /* Writes a published message event to the log (its line as
  * subscribers got it), in the turn's transaction. */
 static void log_inbound(struct xmppd *x, const struct xml *m,
-	const char *type, uint64_t seq, json_t *ev)
+	const char *type, uint64_t seq, const struct events_writer *w,
+	const char *stanza_id)
 {
-	size_t len;
-	const char *line = events_line("message", seq, ev, &len);
-	char *text = line ? xstrndup(line, len - 1) : NULL;
+	char stack[1024];
+	char *text = w->len <= sizeof(stack) ? stack : xmalloc(w->len);
+	memcpy(text, w->line, w->len - 1);	/* without the newline */
+	text[w->len - 1] = '\0';
 	const char *from = xml_attr(m, "from");
 	const char *to = xml_attr(m, "to");
 	char *sender = from ? jid_prep(from, true, NULL) : NULL;
@@ -636,32 +714,33 @@ static void log_inbound(struct xmppd *x, const struct xml *m,
 		.sender = sender,
 		.peer = peer ? peer : sender,
 		.type = type,
-		.stanza_id = json_string_value(json_object_get(ev, "stanza_id")),
+		.stanza_id = stanza_id,
 		.origin_key = okey,
 		.msg_id = xml_attr(m, "id"),
 		.event = text,
 	};
-	if (text != NULL) {
-		store_log_message(x->store, &sm);
-	}
+	store_log_message(x->store, &sm);
 	free(okey);
 	free(peer);
 	free(sender);
-	free(text);
+	if (text != stack) {
+		free(text);
+	}
 }
 
+/* The message event, written straight from the tree into its line. */
 static void publish_message(struct xmppd *x, const struct xml *m,
 	const char *type, const struct inbound *in)
 {
-	json_t *ev = message_json(x, m, type, in);
-	if (!store_enabled(x->store)) {
-		events_publish("message", ev);
-		return;
+	struct events_writer w;
+	events_write_begin(&w, "message");
+	struct members o = { .w = &w };
+	const char *sid = message_members(x, m, type, in, &o);
+	uint64_t seq = events_write_publish(&w);
+	if (store_enabled(x->store)) {
+		log_inbound(x, m, type, seq, &w, sid);
 	}
-	json_incref(ev);
-	uint64_t seq = events_publish("message", ev);
-	log_inbound(x, m, type, seq, ev);
-	json_decref(ev);
+	events_write_finish(&w);
 }
 
 /* An archived message: a "message" event at most, once. */
@@ -781,6 +860,36 @@ void message_handle_archived(struct xmppd *x, const struct xml *inner,
 {
 	struct inbound in = { .forwarded = forwarded, .archive_id = archive_id };
 	handle_one(x, inner, &in);
+}
+
+char *message_event_line(struct xmppd *x, const struct xml *m,
+	const char *carbon, const struct xml *forwarded, const char *archive_id,
+	uint64_t seq, bool direct)
+{
+	struct inbound in = { .carbon = carbon, .forwarded = forwarded,
+		.archive_id = archive_id };
+	const char *type = xml_attr(m, "type");
+	type = type ? type : "normal";
+	if (!direct) {
+		json_t *ev = message_json(x, m, type, &in);
+		struct buf b;
+		buf_init(&b);
+		bool ok = jsonenc_event(&b, "message", seq, ev);
+		json_decref(ev);
+		buf_putc(&b, '\n');
+		char *line = ok ? buf_steal(&b, NULL) : NULL;
+		buf_finish(&b);
+		return line;
+	}
+	struct events_writer w;
+	events_write_begin(&w, "message");
+	struct members o = { .w = &w };
+	message_members(x, m, type, &in, &o);
+	size_t len;
+	const char *line = events_write_line(&w, seq, &len);
+	char *copy = xstrndup(line, len);
+	events_write_finish(&w);
+	return copy;
 }
 
 /* An archived message as a history item (see daemon/mam.h). */

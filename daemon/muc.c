@@ -909,22 +909,16 @@ bool muc_handle_message(struct xmppd *x, const struct xml *stanza)
 		subject_change(x->muc, stanza);
 }
 
-void muc_annotate_message(struct xmppd *x, const struct xml *stanza,
-	json_t *ev)
+const char *muc_message_room(struct xmppd *x, const struct xml *stanza,
+	char **nick, bool *self)
 {
-	char *nick;
-	struct room *r = sender_room(x->muc, stanza, &nick);
+	*self = false;
+	struct room *r = sender_room(x->muc, stanza, nick);
 	if (r == NULL) {
-		return;
+		return NULL;
 	}
-	json_object_set_new(ev, "room", json_string(r->jid));
-	if (nick != NULL) {
-		json_object_set_new(ev, "nick", json_string(nick));
-		if (is_groupchat(stanza) && strcmp(nick, r->nick) == 0) {
-			json_object_set_new(ev, "self", json_true());
-		}
-	}
-	free(nick);
+	*self = *nick != NULL && is_groupchat(stanza) && strcmp(*nick, r->nick) == 0;
+	return r->jid;
 }
 
 /* ---- self-ping (XEP-0410) ---- */

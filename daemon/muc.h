@@ -53,9 +53,12 @@ json_t *muc_rooms(struct xmppd *x, const char *room, struct xerr *e);
 /* Takes messages group chat consumes itself (room subjects,
  * invitations): true if the message needs nothing more. */
 bool muc_handle_message(struct xmppd *x, const struct xml *stanza);
-/* Adds "room", "nick" and "self" to a message event from a room. */
-void muc_annotate_message(struct xmppd *x, const struct xml *stanza,
-	json_t *ev);
+/* The room (bare JID, valid until the next change of rooms) a message
+ * came from, or NULL; *nick its sender's nick (caller frees, may be
+ * NULL), *self whether that is us in a groupchat. The message event's
+ * "room", "nick" and "self". */
+const char *muc_message_room(struct xmppd *x, const struct xml *stanza,
+	char **nick, bool *self);
 /* Our presence changed (show, status, caps): tells the rooms we are in
  * (XEP-0045 7.7). */
 void muc_presence_changed(struct xmppd *x);

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "build-config.h"
+#include "daemon/events.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
 #include "proto/alloc.h"
@@ -117,9 +118,10 @@ void notify_state_text(json_t *ev, char *out, size_t size)
 	}
 }
 
-void notify_state_sink(void *ud, const char *name, uint64_t seq, json_t *ev)
+void notify_state_sink(void *ud, const struct events_event *e)
 {
-	if (strcmp(name, "state") != 0) {
+	json_t *ev = e->ev;
+	if (strcmp(e->name, "state") != 0 || ev == NULL) {
 		return;
 	}
 	char text[STATUS_MAX];

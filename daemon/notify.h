@@ -28,7 +28,8 @@ void notify_state_text(json_t *ev, char *out, size_t size);
 /* An events sink (daemon/events.h) that mirrors "state" events into
  * STATUS=, with STOPPING=1 once the state is "stopping" (a signal or the
  * quit command); ud is only the sink's identity. */
-void notify_state_sink(void *ud, const char *name, uint64_t seq, json_t *ev);
+struct events_event;
+void notify_state_sink(void *ud, const struct events_event *e);
 /* The sink's filter: "state" events only. */
 bool notify_state_wanted(void *ud, const char *name);
 

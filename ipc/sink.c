@@ -64,8 +64,7 @@ void sink_init(struct sink *s, uint64_t last_seq, size_t max_output)
 
 static void entry_finish(struct sink_entry *e)
 {
-	free(e->line);
-	free(e->from);
+	free(e->line);		/* e->from lives in the same block */
 	free(e->from_bare);
 }
 
@@ -162,10 +161,13 @@ static bool wants_cb(void *ud, const char *name)
 
 /* A "stanza" event passes c's namespace filter if it has none, or if
  * one of the event's "ns" is in it. */
-static bool ns_matches(const struct ipc_client *c, const char *name, json_t *ev)
+static bool ns_matches(const struct ipc_client *c, const struct events_event *ev)
 {
-	json_t *have = json_object_get(ev, "ns");
-	if (c->ns == NULL || strcmp(name, live_only) != 0 || !json_is_array(have)) {
+	if (c->ns == NULL || ev->ev == NULL || strcmp(ev->name, live_only) != 0) {
+		return true;
+	}
+	json_t *have = json_object_get(ev->ev, "ns");
+	if (!json_is_array(have)) {
 		return true;
 	}
 	size_t i, j;
@@ -180,29 +182,41 @@ static bool ns_matches(const struct ipc_client *c, const char *name, json_t *ev)
 	return false;
 }
 
-static void sink_cb(void *ud, const char *name, uint64_t seq, json_t *ev)
+/* The entry's line and its "from" in one allocation (entry_finish frees
+ * the line only). */
+static void entry_fill(struct sink_entry *e, const char *line, size_t len,
+	const char *from)
+{
+	size_t flen = from != NULL ? strlen(from) + 1 : 0;
+	e->line = xmalloc(len + 1 + flen);
+	memcpy(e->line, line, len);
+	e->line[len] = '\0';
+	e->len = len;
+	e->from = NULL;
+	if (from != NULL) {
+		e->from = e->line + len + 1;
+		memcpy(e->from, from, flen);
+	}
+}
+
+static void sink_cb(void *ud, const struct events_event *ev)
 {
 	struct ipc *ipc = ud;
-	bool keep = retained(name);
-	struct sink_entry e = { .seq = seq, .bit = event_bit(name) };
+	bool keep = retained(ev->name);
+	struct sink_entry e = { .seq = ev->seq, .bit = event_bit(ev->name) };
 	if (!keep && !subscribed(ipc, e.bit)) {
 		return;
 	}
 	size_t len;
-	const char *line = events_line(name, seq, ev, &len);
+	const char *line = events_line(ev, &len);
 	if (line == NULL) {
-		log_warnx("ipc: event %s (seq %ju) could not be encoded", name,
-			(uintmax_t)seq);
+		log_warnx("ipc: event %s (seq %ju) could not be encoded", ev->name,
+			(uintmax_t)ev->seq);
 		return;
 	}
-	e.line = xmalloc(len + 1);
-	memcpy(e.line, line, len);
-	e.line[len] = '\0';
-	e.len = len;
-	const char *from = json_string_value(json_object_get(ev, "from"));
-	e.from = from != NULL ? xstrdup(from) : NULL;
+	entry_fill(&e, line, len, ev->from);
 	for (struct ipc_client *c = ipc->clients; c != NULL; c = c->next) {
-		if (listening(c) && matches(c, &e) && ns_matches(c, name, ev)) {
+		if (listening(c) && matches(c, &e) && ns_matches(c, ev)) {
 			ipc_client_write(c, e.line, e.len);
 		}
 	}

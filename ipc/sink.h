@@ -29,7 +29,7 @@ struct sink_entry {
 	uint32_t bit;		/* the event name's subscription bit */
 	char *line;		/* encoded, '\n'-terminated */
 	size_t len;
-	char *from;		/* the event's "from", or NULL */
+	char *from;		/* the event's "from" (in line's block), or NULL */
 	char *from_bare;	/* its prepared bare JID, filled on first use */
 	bool bare_done;
 };
