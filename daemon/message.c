@@ -38,6 +38,9 @@ static const char *const chat_states[] = {
 	"active", "composing", "paused", "inactive", "gone", NULL,
 };
 
+/* Stack room for a prepared bare JID (longer ones go to the heap). */
+#define BARE_ROOM 256
+
 /* How an arriving message reached us. */
 struct inbound {
 	const char *carbon;		/* NULL, "received" or "sent" */
@@ -258,10 +261,11 @@ static const char *own_stanza_id(const struct xmppd *x, const struct xml *stanza
 				strcmp(c->ns, NS_SID) != 0) {
 			continue;
 		}
-		const char *by = xml_attr(c, "by");
-		char *prepped = by ? jid_prep(by, true, NULL) : NULL;
+		char b[BARE_ROOM], *heap;
+		const char *prepped = jid_prep_bare_into(xml_attr(c, "by"), b,
+			sizeof(b), &heap);
 		bool ours = prepped != NULL && strcmp(prepped, x->bare_jid) == 0;
-		free(prepped);
+		free(heap);
 		if (ours) {
 			return xml_attr(c, "id");
 		}
@@ -307,41 +311,88 @@ static const char *key_id(const struct xml *stanza, bool *origin)
 	return id;
 }
 
-/* "BARE<sep>o<sep>ID" (origin-id) or "BARE<sep>i<sep>ID"; *len its
- * length. Caller frees. */
-static char *join_key(const char *bare, char sep, bool origin,
-	const char *id, size_t *len)
+/* A key of the dedup memory or the message log, on the stack unless
+ * it is long (one per message: no allocation in the common case). */
+struct key {
+	char stack[320];
+	char *s;		/* stack or the heap */
+	size_t len;
+};
+
+static void key_finish(struct key *k)
+{
+	if (k->s != k->stack) {
+		free(k->s);
+	}
+	k->s = NULL;
+}
+
+/* Makes room for n bytes and the NUL. */
+static char *key_room(struct key *k, size_t n)
+{
+	k->s = n < sizeof(k->stack) ? k->stack : xmalloc(n + 1);
+	k->len = n;
+	k->s[n] = '\0';
+	return k->s;
+}
+
+/* "BARE<sep>o<sep>ID" (origin-id) or "BARE<sep>i<sep>ID". */
+static void join_key(struct key *k, const char *bare, char sep, bool origin,
+	const char *id)
 {
 	size_t b = strlen(bare);
 	size_t i = strlen(id);
-	char *k = xmalloc(b + i + 4);
-	memcpy(k, bare, b);
-	k[b] = sep;
-	k[b + 1] = origin ? 'o' : 'i';
-	k[b + 2] = sep;
-	memcpy(k + b + 3, id, i + 1);
-	*len = b + 3 + i;
-	return k;
+	char *p = key_room(k, b + 3 + i);
+	memcpy(p, bare, b);
+	p[b] = sep;
+	p[b + 1] = origin ? 'o' : 'i';
+	p[b + 2] = sep;
+	memcpy(p + b + 3, id, i);
 }
 
 static bool seen_sender_id(struct xmppd *x, const char *bare, bool origin,
 	const char *id)
 {
-	size_t len;
-	char *key = join_key(bare, '\0', origin, id, &len);
-	bool dup = !dedup_add(&x->seen, key, len);
-	free(key);
+	struct key k;
+	join_key(&k, bare, '\0', origin, id);
+	bool dup = !dedup_add(&x->seen, k.s, k.len);
+	key_finish(&k);
+	return dup;
+}
+
+static bool seen_archive_id(struct xmppd *x, const char *archive_id)
+{
+	struct key k;
+	size_t n = strlen(archive_id);
+	char *p = key_room(&k, 2 + n);
+	p[0] = 's';
+	p[1] = '\0';
+	memcpy(p + 2, archive_id, n);
+	bool dup = !dedup_add(&x->seen, k.s, k.len);
+	key_finish(&k);
 	return dup;
 }
 
 /* The sender key of the message log: "BARE o ID" (origin-id) or
  * "BARE i ID" (the stanza's id), as seen_sender_id uses (a bare JID
- * holds no space); NULL when there is neither (or no bare JID). Caller
- * frees. */
-static char *origin_key(const char *bare, bool origin, const char *id)
+ * holds no space); NULL when there is neither (or no bare JID). Finish
+ * k after. */
+static const char *origin_key(struct key *k, const char *bare, bool origin,
+	const char *id)
 {
-	size_t len;
-	return bare && id ? join_key(bare, ' ', origin, id, &len) : NULL;
+	k->s = NULL;
+	if (bare == NULL || id == NULL) {
+		return NULL;
+	}
+	join_key(k, bare, ' ', origin, id);
+	return k->s;
+}
+
+/* The sender's bare JID, prepared, in b when it fits (free *heap). */
+static const char *sender_bare(const struct xml *m, char b[BARE_ROOM],
+	char **heap)
+{
+	return jid_prep_bare_into(xml_attr(m, "from"), b, BARE_ROOM, heap);
 }
 
 /* The id our own archive gave the message (XEP-0359 stanza-id, or the
@@ -354,20 +405,20 @@ static bool seen_before(struct xmppd *x, const struct xml *stanza,
 {
 	bool origin;
 	const char *id = key_id(stanza, &origin);
-	char *bare = id ? jid_prep(xml_attr(stanza, "from"), true, NULL) : NULL;
+	char b[BARE_ROOM];
+	char *heap = NULL;
+	const char *bare = id ? sender_bare(stanza, b, &heap) : NULL;
 	bool dup = bare != NULL && seen_sender_id(x, bare, origin, id);
 	if (archive_id != NULL && archive_id[0] != '\0') {
-		char *key = xasprintf("s%c%s", '\0', archive_id);
-		size_t len = 2 + strlen(archive_id);
-		dup = !dedup_add(&x->seen, key, len) || dup;
-		free(key);
+		dup = seen_archive_id(x, archive_id) || dup;
 	}
 	if (!dup && store_enabled(x->store)) {
-		char *okey = origin_key(bare, origin, id);
+		struct key k;
+		const char *okey = origin_key(&k, bare, origin, id);
 		dup = store_message_known(x->store, archive_id, okey);
-		free(okey);
+		key_finish(&k);
 	}
-	free(bare);
+	free(heap);
 	return dup;
 }
 
@@ -634,10 +685,10 @@ static void put_room(struct members *o, struct xmppd *x, const struct xml *m)
 /* Is the stanza from our own account (any resource)? */
 static bool from_own_account(const struct xmppd *x, const struct xml *stanza)
 {
-	const char *from = xml_attr(stanza, "from");
-	char *bare = from ? jid_prep(from, true, NULL) : NULL;
+	char b[BARE_ROOM], *heap;
+	const char *bare = sender_bare(stanza, b, &heap);
 	bool own = bare != NULL && strcmp(bare, x->bare_jid) == 0;
-	free(bare);
+	free(heap);
 	return own;
 }
 
@@ -699,30 +750,31 @@ static void log_inbound(struct xmppd *x, const struct xml *m,
 	char *text = w->len <= sizeof(stack) ? stack : xmalloc(w->len);
 	memcpy(text, w->line, w->len - 1);	/* without the newline */
 	text[w->len - 1] = '\0';
-	const char *from = xml_attr(m, "from");
+	char b[BARE_ROOM], pb[BARE_ROOM];
+	char *heap, *pheap = NULL;
+	const char *sender = sender_bare(m, b, &heap);
+	const char *peer = NULL;
 	const char *to = xml_attr(m, "to");
-	char *sender = from ? jid_prep(from, true, NULL) : NULL;
-	char *peer = NULL;
 	if (sender != NULL && strcmp(sender, x->bare_jid) == 0 && to != NULL) {
-		peer = jid_prep(to, true, NULL);
+		peer = jid_prep_bare_into(to, pb, sizeof(pb), &pheap);
 	}
 	bool origin;
 	const char *id = key_id(m, &origin);
-	char *okey = origin_key(sender, origin, id);
+	struct key k;
 	struct store_msg sm = {
 		.seq = seq,
 		.sender = sender,
 		.peer = peer ? peer : sender,
 		.type = type,
 		.stanza_id = stanza_id,
-		.origin_key = okey,
+		.origin_key = origin_key(&k, sender, origin, id),
 		.msg_id = xml_attr(m, "id"),
 		.event = text,
 	};
 	store_log_message(x->store, &sm);
-	free(okey);
-	free(peer);
-	free(sender);
+	key_finish(&k);
+	free(pheap);
+	free(heap);
 	if (text != stack) {
 		free(text);
 	}

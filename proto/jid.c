@@ -543,7 +543,9 @@ static bool ascii_label(const char *s, size_t n)
 	return true;
 }
 
-static char *ascii_domain(const char *s, size_t n)
+/* The length of the plain LDH domain s (n bytes) without its trailing
+ * dot, or 0 when it is not one. */
+static size_t ascii_domain_len(const char *s, size_t n)
 {
 	if (n > 0 && s[n - 1] == '.') {
 		n--;
@@ -552,12 +554,18 @@ static char *ascii_domain(const char *s, size_t n)
 	for (size_t i = 0; i <= n; i++) {
 		if (i == n || s[i] == '.') {
 			if (!ascii_label(s + start, i - start)) {
-				return NULL;
+				return 0;
 			}
 			start = i + 1;
 		}
 	}
-	return xstrndup(s, n);
+	return n;
+}
+
+static char *ascii_domain(const char *s, size_t n)
+{
+	size_t d = ascii_domain_len(s, n);
+	return d > 0 ? xstrndup(s, d) : NULL;
 }
 
 /* UsernameCaseMapped (RFC 8265 3.3) plus RFC 7622's forbidden characters. */
@@ -749,6 +757,71 @@ static bool parse_parts(struct jid *j, const char *s, const char **err)
 	}
 	return slash == NULL ||
 		prep_resource(slash + 1, len - bare - 1, &j->resource, err);
+}
+
+/* Is s (n bytes) a localpart (resourcepart) the ASCII fast path takes? */
+static bool plain_local(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x21 || s[i] > 0x7e || strchr("\"&'/:<>@", s[i]) != NULL) {
+			return false;
+		}
+	}
+	return n > 0 && n <= JID_PART_MAX;
+}
+
+static bool plain_resource(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x20 || s[i] > 0x7e) {
+			return false;
+		}
+	}
+	return n > 0 && n <= JID_PART_MAX;
+}
+
+/* The bare JID of a plain ASCII s written into out, as the fast paths of
+ * jid_parse prepare it; false when s needs more (or out is too small). */
+static bool ascii_bare(const char *s, char *out, size_t cap)
+{
+	size_t len = strlen(s);
+	const char *slash = memchr(s, '/', len);
+	size_t bare = slash != NULL ? (size_t)(slash - s) : len;
+	const char *at = memchr(s, '@', bare);
+	const char *dom = at != NULL ? at + 1 : s;
+	size_t l = at != NULL ? (size_t)(at - s) : 0;
+	size_t dn = (size_t)(s + bare - dom);
+	size_t d = dn <= 253 ? ascii_domain_len(dom, dn) : 0;
+	if (d == 0 || (at != NULL && !plain_local(s, l)) || l + d + 2 > cap ||
+			(slash != NULL && !plain_resource(slash + 1, len - bare - 1))) {
+		return false;
+	}
+	for (size_t i = 0; i < l; i++) {
+		out[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+	}
+	size_t o = l;
+	if (at != NULL) {
+		out[o++] = '@';
+	}
+	memcpy(out + o, dom, d);
+	out[o + d] = '\0';
+	return true;
+}
+
+/* What jid_prep(s, true, NULL) gives, in out when it fits and s is plain
+ * ASCII (no allocation: this runs for the sender of every message). */
+const char *jid_prep_bare_into(const char *s, char *out, size_t cap,
+	char **heap)
+{
+	*heap = NULL;
+	if (s == NULL) {
+		return NULL;
+	}
+	if (ascii_bare(s, out, cap)) {
+		return out;
+	}
+	*heap = jid_prep(s, true, NULL);
+	return *heap;
 }
 
 /* Splits s at the first '/' and the first '@' before it and prepares each part. */

@@ -9,6 +9,7 @@
 #define XMPPD_PROTO_JID_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct jid {
 	char *local;		/* NULL when absent */
@@ -36,5 +37,11 @@ bool jid_bare_equal(const struct jid *a, const struct jid *b);
 /* Parses s and returns its canonical string (bare only if bare is true),
  * or NULL with *err set. Caller frees. */
 char *jid_prep(const char *s, bool bare, const char **err);
+/* jid_prep(s, true, NULL) without an allocation when the result fits in
+ * out (cap bytes) and s is plain ASCII: returns out, or a string the
+ * caller frees through *heap (set to NULL otherwise), or NULL when s is
+ * NULL or refused. */
+const char *jid_prep_bare_into(const char *s, char *out, size_t cap,
+	char **heap);
 
 #endif

@@ -603,3 +603,49 @@ Test(jid, ascii_fast_paths_match_full_preparation)
 		expect_same(jid_prep(domains[i], false, NULL), slow, domains[i], 0);
 	}
 }
+
+/* jid_prep_bare_into gives what jid_prep(s, true) gives, in the buffer
+ * or on the heap, and refuses what it refuses. */
+static void expect_bare_same(const char *s, size_t cap)
+{
+	char out[64];
+	char *heap;
+	const char *got = jid_prep_bare_into(s, out, cap, &heap);
+	char *want = jid_prep(s, true, NULL);
+	cr_expect(eq(int, got == NULL, want == NULL), "%s: %s vs %s", s,
+		got ? got : "refused", want ? want : "refused");
+	if (got != NULL && want != NULL) {
+		cr_expect(eq(str, (char *)got, want), "%s", s);
+		cr_expect(eq(int, got == out, heap == NULL), "%s", s);
+	}
+	free(heap);
+	free(want);
+}
+
+Test(jid, bare_into_matches_jid_prep)
+{
+	static const char *const jids[] = {
+		"Juliet@Example.com/Balcony", "juliet@example.com", "example.com",
+		"example.com/r", "example.com.", "a@b.example./res", "@example.com",
+		"a@", "a@/r", "a@example.com/", "/r", "", "a@[::1]/r",
+		"A@B@example.com", "a b@example.com", "a@EXAMPLE.com",
+		"a@xn--bcher-kva.example", "caf\xc3\xa9@example.com",
+		"a@example.com/caf\xc3\xa9", "a@example.com/with space",
+		"a@example.com/tab\t", "a@example.com/x/y", "a@-x.example",
+		"a\"b@example.com", "a@example..com", "a@1.2.3.4",
+		"verylonglocalpart-verylonglocalpart@example.com",
+	};
+	for (size_t i = 0; i < sizeof(jids) / sizeof(jids[0]); i++) {
+		expect_bare_same(jids[i], 64);
+		expect_bare_same(jids[i], 12);	/* too small: the heap */
+	}
+	for (int c = 0x20; c < 0x7f; c++) {
+		char in[64];
+		snprintf(in, sizeof(in), "a%cB@x.example/r%cs", c, c);
+		expect_bare_same(in, 64);
+		snprintf(in, sizeof(in), "a@x%c.example", c);
+		expect_bare_same(in, 64);
+	}
+	char *heap;
+	cr_expect(eq(ptr, (void *)jid_prep_bare_into(NULL, NULL, 0, &heap), NULL));
+}
