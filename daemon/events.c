@@ -40,9 +40,8 @@ static unsigned depth;		/* nested events_publish calls running */
 static struct buf line;
 static uint64_t line_seq;
 static bool line_valid;
-/* The line events_write_* writes into, and its head's scratch. */
+/* The line events_write_* writes into. */
 static struct buf wline;
-static struct buf whead;
 static bool wbusy;
 static struct watcher *watchers;
 static size_t nwatchers;
@@ -78,7 +77,6 @@ void events_finish(void)
 	buf_finish(&line);
 	line_valid = false;
 	buf_finish(&wline);
-	buf_finish(&whead);
 	wbusy = false;
 	free(sinks);
 	sinks = NULL;
@@ -218,11 +216,11 @@ const char *events_line(const struct events_event *e, size_t *len)
 
 /* ---- events written straight into their line ---- */
 
-/* Room for {"event":NAME,"seq":N before the members; the head is written
- * last, right before them, once the seq is known. */
+/* Room for {"event":"NAME","seq":N before the members; the head is
+ * written last, right before them, once the seq is known. */
 static size_t head_room(const char *name)
 {
-	return 48 + 6 * strlen(name);
+	return 48 + strlen(name);
 }
 
 void events_write_begin(struct events_writer *w, const char *name)
@@ -300,22 +298,29 @@ bool events_write_json(struct events_writer *w, const char *key,
 	return true;
 }
 
-/* Writes the head for seq before the members and the closing brace. */
+/* Writes the head for seq right before the members, and the closing
+ * brace: {"event":"NAME","seq":N (names are plain literals). */
 static void close_line(struct events_writer *w, uint64_t seq)
 {
 	if (!w->closed) {
 		buf_append(w->out, "}\n", 2);
 		w->closed = true;
 	}
-	buf_reset(&whead);
-	buf_puts(&whead, "{\"event\":");
-	jsonenc_string(&whead, w->name, strlen(w->name));
-	buf_puts(&whead, ",\"seq\":");
-	jsonenc_integer(&whead, (json_int_t)seq);
-	size_t start = w->head - whead.len;	/* head_room leaves enough */
-	memcpy(w->out->data + start, whead.data, whead.len);
-	w->line = w->out->data + start;
-	w->len = w->out->len - start;
+	char digits[24];
+	char *d = digits + sizeof(digits);
+	do {
+		*--d = (char)('0' + seq % 10);
+		seq /= 10;
+	} while (seq != 0);
+	size_t nd = (size_t)(digits + sizeof(digits) - d);
+	size_t nn = strlen(w->name);
+	char *p = w->out->data + w->head - (nn + nd + 18);	/* head_room leaves enough */
+	w->line = p;
+	memcpy(p, "{\"event\":\"", 10);
+	memcpy(p + 10, w->name, nn);
+	memcpy(p + 10 + nn, "\",\"seq\":", 8);
+	memcpy(p + 18 + nn, d, nd);
+	w->len = (size_t)(w->out->data + w->out->len - p);
 }
 
 const char *events_write_line(struct events_writer *w, uint64_t seq,

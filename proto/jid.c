@@ -759,11 +759,23 @@ static bool parse_parts(struct jid *j, const char *s, const char **err)
 		prep_resource(slash + 1, len - bare - 1, &j->resource, err);
 }
 
+/* Is c one of RFC 7622's forbidden localpart characters "&'/:<>@? */
+static bool forbidden_in_local(char c)
+{
+	switch (c) {
+	case '"': case '&': case '\'': case '/': case ':': case '<': case '>':
+	case '@':
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Is s (n bytes) a localpart (resourcepart) the ASCII fast path takes? */
 static bool plain_local(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] < 0x21 || s[i] > 0x7e || strchr("\"&'/:<>@", s[i]) != NULL) {
+		if (s[i] < 0x21 || s[i] > 0x7e || forbidden_in_local(s[i])) {
 			return false;
 		}
 	}
