@@ -15,7 +15,8 @@
 #define RING_EVENTS 4096
 #define RING_BYTES (8 * 1024 * 1024)
 
-/* The events of protocol version 1 (DESIGN.md section 4), one bit each. */
+/* The events of protocol version 1 (DESIGN.md section 4), one bit each,
+ * in strcmp order (event_bit searches them). */
 static const char *const event_names[] = {
 	"block",
 	"chatstate",
@@ -39,11 +40,21 @@ static const char not_retained[] = "xml";
  * filtered per client by namespace). */
 static const char live_only[] = "stanza";
 
+/* Binary search: event_names is sorted, and this runs for every event
+ * and every "is it wanted" question. */
 static uint32_t event_bit(const char *name)
 {
-	for (size_t i = 0; i < NEVENTS; i++) {
-		if (strcmp(name, event_names[i]) == 0) {
-			return 1u << i;
+	size_t lo = 0, hi = NEVENTS;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(name, event_names[mid]);
+		if (c == 0) {
+			return 1u << mid;
+		}
+		if (c < 0) {
+			hi = mid;
+		} else {
+			lo = mid + 1;
 		}
 	}
 	return SINK_OTHER;
