@@ -136,6 +136,15 @@ static bool put_string(struct buf *out, const char *s, size_t len)
 			p += 8;
 			continue;
 		}
+		if (end - p < 8 && len >= 8 && plain8(end - 8)) {
+			/* A plain tail: the bytes before it in those last eight
+			 * are plain too, so they are already out, unchanged, just
+			 * before w; copying the eight again ends the string. */
+			size_t r = (size_t)(end - p);
+			memcpy(w - (8 - r), end - 8, 8);
+			w += r;
+			break;
+		}
 		p = put_chars(&w, p, end - p > 8 ? p + 8 : end, end);
 		if (p == NULL) {
 			out->data[out->len] = '\0';

@@ -1676,6 +1676,28 @@ Test(ipc_json, encodes_like_jansson)
 	encode_like_jansson(json_string("top-level strings are refused"));
 }
 
+/* Every length around the eight-byte steps, with an escape, a
+ * multi-byte character or neither at each place (plain tails are
+ * copied as a whole word). */
+Test(ipc_json, string_lengths_like_jansson)
+{
+	static const char *const odd[] = { "\"", "\n", "\x01", "\xc3\xa9",
+		"\xf0\x9f\x98\x80", "x" };
+	for (size_t n = 0; n < 26; n++) {
+		for (size_t k = 0; k <= n; k++) {
+			for (size_t j = 0; j < sizeof(odd) / sizeof(odd[0]); j++) {
+				char s[64];
+				memset(s, 'a', n);
+				s[n] = '\0';
+				size_t o = strlen(odd[j]);
+				memmove(s + k + o, s + k, n - k + 1);
+				memcpy(s + k, odd[j], o);
+				encode_like_jansson(json_pack("{s:s}", "k", s));
+			}
+		}
+	}
+}
+
 /* jsonenc_event writes what framing the event and dumping it writes. */
 static void event_like_jansson(json_t *ev)
 {
