@@ -429,10 +429,9 @@ static bool seen_before(struct xmppd *x, const struct xml *stanza,
  * own xml:lang: the one in the stanza's language (or with none, which
  * means the same), else the first. *count receives how many there are.
  */
-static const struct xml *pick_lang(const struct xml *m, const char *name,
-	size_t *count)
+static const struct xml *pick_lang(const struct xml *m, const char *lang,
+	const char *name, size_t *count)
 {
-	const char *lang = xml_attr(m, "xml:lang");
 	const struct xml *first = NULL, *match = NULL;
 	*count = 0;
 	for (const struct xml *c = xml_first_element(m); c != NULL;
@@ -521,9 +520,9 @@ static bool put_text(struct members *o, const char *key, const struct xml *x)
 }
 
 /* {"lang": text} of every alternative (the first of each language). */
-static json_t *alternatives(const struct xml *m, const char *name)
+static json_t *alternatives(const struct xml *m, const char *lang,
+	const char *name)
 {
-	const char *lang = xml_attr(m, "xml:lang");
 	json_t *o = json_object();
 	struct members mo = { .obj = o };
 	for (const struct xml *c = xml_first_element(m); c != NULL;
@@ -542,18 +541,20 @@ static json_t *alternatives(const struct xml *m, const char *name)
 }
 
 /* Adds key (and plural_key when there are alternatives) from the
- * children called name; true if the text under key begins with "/me ". */
+ * children called name, m's language being lang; true if the text under
+ * key begins with "/me ". */
 static bool put_lang_text(struct members *o, const struct xml *m,
-	const char *name, const char *key, const char *plural_key)
+	const char *lang, const char *name, const char *key,
+	const char *plural_key)
 {
 	size_t n;
-	const struct xml *c = pick_lang(m, name, &n);
+	const struct xml *c = pick_lang(m, lang, name, &n);
 	if (c == NULL) {
 		return false;
 	}
 	bool me = put_text(o, key, c);
 	if (n > 1 && plural_key != NULL) {
-		put_json(o, plural_key, alternatives(m, name));
+		put_json(o, plural_key, alternatives(m, lang, name));
 	}
 	return me;
 }
@@ -700,13 +701,14 @@ static const char *message_members(struct xmppd *x, const struct xml *m,
 	put_str(o, "from", xml_attr(m, "from"));
 	put_str(o, "to", xml_attr(m, "to"));
 	put_str(o, "type", type);
-	bool me = put_lang_text(o, m, "body", "body", "bodies");
-	put_lang_text(o, m, "subject", "subject", NULL);
+	const char *lang = xml_attr(m, "xml:lang");
+	bool me = put_lang_text(o, m, lang, "body", "body", "bodies");
+	put_lang_text(o, m, lang, "subject", "subject", NULL);
 	const struct xml *thread = xml_child(m, "thread", NS_CLIENT);
 	if (thread != NULL) {
 		put_text(o, "thread", thread);
 	}
-	put_str(o, "lang", xml_attr(m, "xml:lang"));
+	put_str(o, "lang", lang);
 	put_str(o, "msg_id", xml_attr(m, "id"));
 	const char *sid = in->archive_id ? in->archive_id : own_stanza_id(x, m);
 	sid = put_str(o, "stanza_id", sid) ? sid : NULL;
