@@ -355,6 +355,11 @@ void events_write_finish(struct events_writer *w)
 	*w = (struct events_writer){ 0 };
 }
 
+uint64_t events_take_seq(void)
+{
+	return next_seq();
+}
+
 uint64_t events_last_seq(void)
 {
 	return last_seq;

@@ -46,6 +46,10 @@ void events_remove_sink(void *ud);
 bool events_wanted(const char *name);
 /* Publishes ev (the reference is stolen) and returns its seq. */
 uint64_t events_publish(const char *name, json_t *ev);
+/* Takes the next seq for something the message log keeps that no
+ * event announces (a message accepted by send): subscribers see the
+ * number skipped. */
+uint64_t events_take_seq(void);
 /* The seq of the last published event. */
 uint64_t events_last_seq(void);
 /* The line of event e, {"event":name,"seq":seq,...members...} and a

@@ -139,7 +139,10 @@ static int send_now(struct xmppd *x, struct xml *msg, struct xerr *e)
 }
 
 /* What the log keeps of a message we send: the fields of a message
- * event, "outbound" set, its seq the last event's at acceptance. */
+ * event, "outbound" set, and a seq of its own, taken at acceptance
+ * (the "queued" event comes only after the commit, and other rows must
+ * not share the number): history since any seq seen before the send
+ * holds it. */
 static json_t *outbound_json(struct xmppd *x, const struct message_args *m,
 	const struct xml *msg, const char *id)
 {
@@ -147,7 +150,7 @@ static json_t *outbound_json(struct xmppd *x, const struct message_args *m,
 		return NULL;
 	}
 	json_t *ev = json_object();
-	json_object_set_new(ev, "seq", json_integer((json_int_t)events_last_seq()));
+	json_object_set_new(ev, "seq", json_integer((json_int_t)events_take_seq()));
 	json_object_set_new(ev, "from", json_string(xmppd_jid(x)));
 	json_object_set_new(ev, "to", json_string(xml_attr(msg, "to")));
 	json_object_set_new(ev, "type", json_string(xml_attr(msg, "type")));

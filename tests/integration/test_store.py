@@ -243,6 +243,34 @@ def test_since_and_history_across_a_crash(ctx):
 	check(not again, "republished after the restart: %r" % again)
 
 
+def test_history_since_holds_a_send(ctx):
+	"""A send right after event N (subscribe's seq, in the same read) is
+	in history since N: an accepted message takes a seq of its own, not
+	the last event's, and no two rows of the log share one."""
+	a, b = ctx.account("alice"), ctx.account("bob")
+	ax, ac = ctx.online(a, events=("state",))
+	c = ax.client()
+	seqs = []
+	for i in range(3):
+		body = "right after %d" % i
+		c.send_line(json.dumps({"cmd": "subscribe", "id": "s%d" % i,
+			"events": ["sent"]}) + "\n" + json.dumps({"cmd": "send",
+			"id": "m%d" % i, "to": b.jid, "body": body}))
+		r = c.next_reply()
+		check(r.get("id") == "s%d" % i and r["ok"], "subscribe: %r" % r)
+		check(c.next_reply().get("ok") is True, "send refused")
+		h = c.ok("history", since=r["seq"])
+		mine = [m for m in h["messages"] if m.get("body") == body]
+		check(len(mine) == 1 and mine[0]["seq"] > r["seq"] and
+			mine[0].get("outbound"), "history since %d misses the send: "
+			"%r" % (r["seq"], h))
+		seqs.append(mine[0]["seq"])
+	h = c.ok("history", source="local", **{"with": b.jid})
+	logged = [m["seq"] for m in h["messages"]]
+	check(logged == seqs and len(set(logged)) == 3, "log seqs %r, sends %r"
+		% (logged, seqs))
+
+
 def test_roster_version_across_a_restart(ctx):
 	"""The roster and its version are kept in the store: after a restart
 	the login sends the version and the server answers "unchanged"."""
