@@ -19,11 +19,21 @@
 #define PRUNE_MS (24 * 3600 * 1000)	/* retention pruning, daily */
 #define BUSY_MS 2000
 
+static bool seq_as_key(struct store *s);
+
+/* Of the old rows with m's seq, is m the one that keeps it? */
+#define FIRST_OF_SEQ "m.rowid = (SELECT rowid FROM messages" \
+	" WHERE seq = m.seq ORDER BY outbound, rowid LIMIT 1)"
+
 /* The schema, one step per version: step i brings user_version from i
- * to i + 1. Add steps at the end; never edit one that shipped. */
-static const char *const migrations[] = {
+ * to i + 1, by its SQL and then its function (either may be NULL), in
+ * one transaction. Add steps at the end; never edit one that shipped. */
+static const struct migration {
+	const char *sql;
+	bool (*fn)(struct store *s);
+} migrations[] = {
 	/* 1: outbox, message log, meta */
-	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	{ "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 	"CREATE TABLE outbox (id INTEGER PRIMARY KEY, msg_id TEXT NOT NULL,"
 	" recipient TEXT NOT NULL, stanza TEXT NOT NULL,"
 	" accepted INTEGER NOT NULL);"
@@ -36,11 +46,22 @@ static const char *const migrations[] = {
 	"CREATE INDEX messages_stanza_id ON messages (stanza_id)"
 	" WHERE stanza_id IS NOT NULL;"
 	"CREATE INDEX messages_origin ON messages (origin_key)"
-	" WHERE origin_key IS NOT NULL;",
+	" WHERE origin_key IS NOT NULL;", NULL },
 	/* 2: no index on time: only the daily pruning asks by time, and it
 	 * may scan. (seq cannot be the rowid: an outbound message carries
 	 * the seq of the event before it, which others may share.) */
-	"DROP INDEX messages_time;",
+	{ "DROP INDEX messages_time;", NULL },
+	/* 3: seq is the rowid (an outbound message has a seq of its own
+	 * now): the table is rebuilt and messages_seq goes. Of the rows
+	 * that shared a seq the first keeps it (an inbound one if any: its
+	 * event had that number), the others get free ones (seq_as_key). */
+	{ "CREATE TABLE messages3 (seq INTEGER PRIMARY KEY,"
+	" outbound INTEGER NOT NULL, sender TEXT, peer TEXT, type TEXT,"
+	" stanza_id TEXT, origin_key TEXT, msg_id TEXT,"
+	" time INTEGER NOT NULL, event TEXT NOT NULL);"
+	"INSERT INTO messages3 SELECT seq, outbound, sender, peer, type,"
+	" stanza_id, origin_key, msg_id, time, event FROM messages AS m"
+	" WHERE " FIRST_OF_SEQ ";", seq_as_key },
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -233,6 +254,98 @@ static int user_version(struct store *s)
 	return v;
 }
 
+/* An event line whose seq is old, with new instead (caller frees); NULL
+ * when the line does not start with it. */
+static char *reseq_line(const char *line, uint64_t old, uint64_t new)
+{
+	static const char *const prefixes[] = {
+		"{\"seq\":", "{\"event\":\"message\",\"seq\":",
+	};
+	char num[32];
+	int n = snprintf(num, sizeof(num), "%ju", (uintmax_t)old);
+	for (size_t i = 0; i < 2; i++) {
+		size_t p = strlen(prefixes[i]);
+		if (strncmp(line, prefixes[i], p) == 0 &&
+				strncmp(line + p, num, (size_t)n) == 0 &&
+				(line[p + n] == ',' || line[p + n] == '}')) {
+			return xasprintf("%.*s%ju%s", (int)p, line, (uintmax_t)new,
+				line + p + n);
+		}
+	}
+	return NULL;
+}
+
+/* Copies one row of the old table to messages3 at the first free seq
+ * from at (its line says so too); returns the seq it took, 0 if it
+ * failed. */
+static uint64_t move_row(struct store *s, sqlite3_stmt *from,
+	sqlite3_stmt *to, uint64_t at)
+{
+	uint64_t old = (uint64_t)sqlite3_column_int64(from, 0);
+	const char *line = (const char *)sqlite3_column_text(from, 9);
+	for (;; at++) {
+		sqlite3_reset(to);
+		sqlite3_bind_int64(to, 1, (sqlite3_int64)at);
+		for (int i = 1; i < 9; i++) {
+			sqlite3_bind_value(to, i + 1, sqlite3_column_value(from, i));
+		}
+		char *fixed = line ? reseq_line(line, old, at) : NULL;
+		if (fixed != NULL) {
+			sqlite3_bind_text(to, 10, fixed, -1, SQLITE_TRANSIENT);
+		} else {
+			sqlite3_bind_value(to, 10, sqlite3_column_value(from, 9));
+		}
+		free(fixed);
+		int rc = sqlite3_step(to);
+		if (rc == SQLITE_DONE) {
+			return at;
+		}
+		if (rc != SQLITE_CONSTRAINT_PRIMARYKEY) {
+			set_error(s, "%s", db_error(s));
+			return 0;
+		}
+	}
+}
+
+/*
+ * Step 3's rows that do not keep their seq: before it, an outbound
+ * message took the seq of the last event (shared with that event's row
+ * or other sends). Each, in the old order, takes the first free seq
+ * above the old one (and above the previous such row's); its line
+ * follows. Rows that came later may then precede it: no integer lies
+ * between two seqs in use. Then the new table replaces the old.
+ */
+static bool seq_as_key(struct store *s)
+{
+	sqlite3_stmt *from = NULL, *to = NULL;
+	bool ok = sqlite3_prepare_v2(s->db, "SELECT seq, outbound, sender, peer,"
+		" type, stanza_id, origin_key, msg_id, time, event FROM messages"
+		" AS m WHERE NOT " FIRST_OF_SEQ " ORDER BY seq, rowid", -1, &from,
+		NULL) == SQLITE_OK && sqlite3_prepare_v2(s->db, "INSERT INTO"
+		" messages3 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &to,
+		NULL) == SQLITE_OK;
+	uint64_t last = 0;
+	int rc = SQLITE_DONE;
+	while (ok && (rc = sqlite3_step(from)) == SQLITE_ROW) {
+		uint64_t at = (uint64_t)sqlite3_column_int64(from, 0) + 1;
+		last = move_row(s, from, to, at > last + 1 ? at : last + 1);
+		ok = last != 0;
+	}
+	if (ok && rc != SQLITE_DONE) {
+		set_error(s, "%s", db_error(s));
+		ok = false;
+	}
+	sqlite3_finalize(from);
+	sqlite3_finalize(to);
+	return ok && exec_sql(s, "DROP TABLE messages;"
+		"ALTER TABLE messages3 RENAME TO messages;"
+		"CREATE INDEX messages_peer ON messages (peer);"
+		"CREATE INDEX messages_stanza_id ON messages (stanza_id)"
+		" WHERE stanza_id IS NOT NULL;"
+		"CREATE INDEX messages_origin ON messages (origin_key)"
+		" WHERE origin_key IS NOT NULL;");
+}
+
 /* Runs the migration steps the file lacks, each in its transaction. */
 static bool migrate(struct store *s)
 {
@@ -248,10 +361,12 @@ static bool migrate(struct store *s)
 		return false;
 	}
 	for (; v < SCHEMA_VERSION; v++) {
-		char *sql = xasprintf("BEGIN; %s PRAGMA user_version = %d; COMMIT;",
-			migrations[v], v + 1);
-		bool ok = exec_sql(s, sql);
-		free(sql);
+		const struct migration *m = &migrations[v];
+		char *done = xasprintf("PRAGMA user_version = %d; COMMIT;", v + 1);
+		bool ok = exec_sql(s, "BEGIN") &&
+			(m->sql == NULL || exec_sql(s, m->sql)) &&
+			(m->fn == NULL || m->fn(s)) && exec_sql(s, done);
+		free(done);
 		if (!ok) {
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 			return false;

@@ -114,7 +114,7 @@ Test(store, creates_a_private_versioned_database)
 	sqlite3_stmt *st;
 	sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
 	cr_assert(eq(int, sqlite3_step(st), SQLITE_ROW));
-	cr_expect(eq(int, sqlite3_column_int(st, 0), 2));
+	cr_expect(eq(int, sqlite3_column_int(st, 0), 3));
 	sqlite3_finalize(st);
 	sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
 	cr_assert(eq(int, sqlite3_step(st), SQLITE_ROW));
@@ -317,12 +317,12 @@ Test(store, version_1_upgrades_in_place)
 	write_version_1();
 	struct store *s = store_open(&loop, &cfg, "alice@example.org");
 	cr_assert(eq(ptr, (void *)store_error(s), NULL));
-	cr_expect(eq(int, count_sql("PRAGMA user_version"), 2));
-	/* The time index is gone, the rest is kept. */
+	cr_expect(eq(int, count_sql("PRAGMA user_version"), 3));
+	/* The time and seq indexes are gone, the rest is kept. */
 	cr_expect(eq(int, count_sql("SELECT count(*) FROM sqlite_schema WHERE"
-		" name = 'messages_time'"), 0));
+		" name IN ('messages_time', 'messages_seq')"), 0));
 	cr_expect(eq(int, count_sql("SELECT count(*) FROM sqlite_schema WHERE"
-		" type = 'index' AND name LIKE 'messages_%'"), 4));
+		" type = 'index' AND name LIKE 'messages_%'"), 3));
 	cr_expect(eq(int, rows("messages"), 3));
 	cr_expect(ge(u64, store_seq_start(s), 20));
 	cr_expect(store_message_known(s, "s10", NULL));
@@ -332,8 +332,8 @@ Test(store, version_1_upgrades_in_place)
 	read_rows = 0;
 	cr_assert(eq(int, store_log_read(s, &q, row_cb, NULL), 0));
 	cr_expect(eq(u32, read_rows, 3));
-	/* New rows go on after the migrated ones, a seq may repeat. */
-	struct store_msg m = { .seq = 12, .sender = "bob@example.org",
+	/* New rows go on after the migrated ones. */
+	struct store_msg m = { .seq = 21, .sender = "bob@example.org",
 		.peer = "bob@example.org", .stanza_id = "s21", .event = "{}" };
 	cr_expect(store_log_message(s, &m));
 	uv_run(&loop, UV_RUN_NOWAIT);
@@ -341,6 +341,81 @@ Test(store, version_1_upgrades_in_place)
 	s = store_open(&loop, &cfg, "alice@example.org");
 	cr_expect(store_message_known(s, "s21", NULL));
 	cr_expect(eq(int, rows("messages"), 4));
+	store_close(s);
+}
+
+/* Schema version 2 as it shipped: outbound rows shared the seq of the
+ * event before them (10: an inbound message; 13: a "sent" event). */
+static void write_version_2(void)
+{
+	write_version_1();
+	sqlite3 *db;
+	cr_assert(eq(int, sqlite3_open(path, &db), SQLITE_OK));
+	const char *sql = "BEGIN; DROP INDEX messages_time;"
+		"INSERT INTO messages VALUES (10, 1, 'alice@example.org',"
+		" 'bob@example.org', 'chat', NULL, NULL, 'o1',"
+		" strftime('%s', 'now') * 1000, '{\"seq\":10,\"body\":\"o1\"}');"
+		"INSERT INTO messages VALUES (13, 1, 'alice@example.org',"
+		" 'carol@example.org', 'chat', NULL, NULL, 'o2',"
+		" strftime('%s', 'now') * 1000, '{\"seq\":13,\"body\":\"o2\"}');"
+		"INSERT INTO messages VALUES (13, 1, 'alice@example.org',"
+		" 'carol@example.org', 'chat', NULL, NULL, 'o3',"
+		" strftime('%s', 'now') * 1000, '{\"seq\":13,\"body\":\"o3\"}');"
+		"PRAGMA user_version = 2; COMMIT;";
+	cr_assert(eq(int, sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK));
+	sqlite3_close(db);
+}
+
+/* What a query read: seq and line of each row. */
+static uint64_t got_seq[16];
+static char got_line[16][64];
+static unsigned got;
+
+static bool keep_cb(void *ud, uint64_t seq, bool outbound, const char *event,
+	size_t len)
+{
+	if (got < 16) {
+		got_seq[got] = seq;
+		snprintf(got_line[got], sizeof(got_line[got]), "%.*s", (int)len,
+			event);
+		got++;
+	}
+	return true;
+}
+
+Test(store, version_2_rows_get_seqs_of_their_own)
+{
+	write_version_2();
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	cr_assert(eq(ptr, (void *)store_error(s), NULL));
+	cr_expect(eq(int, count_sql("PRAGMA user_version"), 3));
+	cr_expect(eq(int, rows("messages"), 6));
+	/* Every row is served, each with its own seq: the first of each
+	 * seq keeps it (an inbound one first), the others take the next
+	 * free numbers above, and their lines say so. */
+	struct store_query q = { .after = 0 };
+	got = 0;
+	cr_assert(eq(int, store_log_read(s, &q, keep_cb, NULL), 0));
+	cr_assert(eq(u32, got, 6));
+	uint64_t want[] = { 10, 11, 12, 13, 14, 15 };
+	for (unsigned i = 0; i < 6; i++) {
+		cr_expect(eq(u64, got_seq[i], want[i]), "row %u", i);
+	}
+	cr_expect(eq(str, got_line[1], "{\"seq\":11}"));
+	cr_expect(eq(str, got_line[3], "{\"seq\":13,\"body\":\"o2\"}"));
+	cr_expect(eq(str, got_line[4], "{\"seq\":14,\"body\":\"o1\"}"));
+	cr_expect(eq(str, got_line[5], "{\"seq\":15,\"body\":\"o3\"}"));
+	q = (struct store_query){ .after = 0, .peer = "carol@example.org" };
+	got = 0;
+	cr_assert(eq(int, store_log_read(s, &q, keep_cb, NULL), 0));
+	cr_expect(eq(u32, got, 2));
+	cr_expect(store_message_known(s, "s12", NULL));
+	cr_expect(store_message_known(s, NULL, "bob@example.org o 12"));
+	cr_expect(ge(u64, store_seq_start(s), 20));
+	/* seq is the key now: a repeated one is refused. */
+	struct store_msg m = { .seq = 14, .sender = "bob@example.org",
+		.peer = "bob@example.org", .event = "{}" };
+	cr_expect(not(store_log_message(s, &m)));
 	store_close(s);
 }
 
