@@ -18,8 +18,12 @@
 #define SEQ_BLOCK 10000		/* seqs reserved ahead in one write */
 #define PRUNE_MS (24 * 3600 * 1000)	/* retention pruning, daily */
 #define BUSY_MS 2000
+#define KEYS_MIN_BITS (1u << 16)	/* the Bloom filter's first size */
+#define KEYS_BITS_PER_KEY 16	/* at (re)building; rebuilt below 8 */
+#define KEYS_PROBES 4
 
 static bool seq_as_key(struct store *s);
+static void keys_build(struct store *s, size_t expect);
 
 /* Of the old rows with m's seq, is m the one that keeps it? */
 #define FIRST_OF_SEQ "m.rowid = (SELECT rowid FROM messages" \
@@ -131,6 +135,12 @@ struct store {
 
 	uint64_t seq_start;
 	uint64_t seq_reserved;
+
+	/* A Bloom filter of the log's dedup keys (stanza ids and origin
+	 * keys): a key it lacks is not in the log, without a query. */
+	uint64_t *keys;
+	size_t keys_bits;	/* a power of two */
+	size_t keys_added;
 
 	void (*precommit)(void *ud);
 	void *precommit_ud;
@@ -692,6 +702,7 @@ struct store *store_open(uv_loop_t *loop, const struct config *cfg,
 	} else if (open_db(s)) {
 		log_info("store: %s", s->path);
 		start_seq(s);
+		keys_build(s, 0);
 		prune(s);
 		uv_timer_start(&s->pruner, pruner_cb, PRUNE_MS, PRUNE_MS);
 		uv_unref((uv_handle_t *)&s->pruner);
@@ -711,6 +722,7 @@ struct store *store_open(uv_loop_t *loop, const struct config *cfg,
 
 static void store_free(struct store *s)
 {
+	free(s->keys);
 	free(s->path);
 	free(s->error);
 	free(s->last_error);
@@ -889,6 +901,110 @@ uint64_t store_pruned_upto(struct store *s)
 	return n;
 }
 
+/* ---- the dedup keys' Bloom filter ---- */
+
+/* FNV-1a of kind and key; two halves give the probes. */
+static uint64_t key_hash(char kind, const char *key)
+{
+	uint64_t h = 0xcbf29ce484222325u;
+	h = (h ^ (unsigned char)kind) * 0x100000001b3u;
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+		h = (h ^ *p) * 0x100000001b3u;
+	}
+	return h ^ (h >> 29);
+}
+
+static void keys_set(struct store *s, char kind, const char *key)
+{
+	uint64_t h = key_hash(kind, key);
+	uint64_t step = (h >> 32) | 1;
+	for (int i = 0; i < KEYS_PROBES; i++, h += step) {
+		size_t b = (size_t)h & (s->keys_bits - 1);
+		s->keys[b / 64] |= (uint64_t)1 << (b % 64);
+	}
+	s->keys_added++;
+}
+
+/* False: certainly not in the log. */
+static bool keys_maybe(const struct store *s, char kind, const char *key)
+{
+	if (s->keys == NULL) {
+		return true;
+	}
+	uint64_t h = key_hash(kind, key);
+	uint64_t step = (h >> 32) | 1;
+	for (int i = 0; i < KEYS_PROBES; i++, h += step) {
+		size_t b = (size_t)h & (s->keys_bits - 1);
+		if ((s->keys[b / 64] & ((uint64_t)1 << (b % 64))) == 0) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Adds every key of the log (kind: 's' stanza_id, 'o' origin_key);
+ * false if it cannot be read. */
+static bool keys_scan(struct store *s, char kind, const char *sql)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		return false;
+	}
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		if (k != NULL) {
+			keys_set(s, kind, k);
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE;
+}
+
+/* (Re)builds the filter from the log, sized for the keys it holds and
+ * as many again; without it (it cannot be read) every key is asked. */
+static void keys_build(struct store *s, size_t expect)
+{
+	free(s->keys);
+	s->keys = NULL;
+	size_t bits = KEYS_MIN_BITS;
+	while (bits / KEYS_BITS_PER_KEY < 2 * expect && bits < ((size_t)1 << 34)) {
+		bits *= 2;
+	}
+	s->keys_bits = bits;
+	s->keys_added = 0;
+	s->keys = xcalloc(bits / 64, sizeof(uint64_t));
+	if (!keys_scan(s, 's', "SELECT stanza_id FROM messages"
+			" WHERE stanza_id IS NOT NULL") ||
+			!keys_scan(s, 'o', "SELECT origin_key FROM messages"
+			" WHERE origin_key IS NOT NULL")) {
+		log_warnx("store: %s: cannot read the dedup keys: %s", s->path,
+			db_error(s));
+		free(s->keys);
+		s->keys = NULL;
+	} else if (s->keys_added > bits / (KEYS_BITS_PER_KEY / 2)) {
+		keys_build(s, s->keys_added);	/* more than expected */
+	}
+}
+
+/* Adds a logged message's keys; a filter grown too full (more than one
+ * key per KEYS_BITS_PER_KEY / 2 bits) is rebuilt twice as large. */
+static void keys_add(struct store *s, const struct store_msg *m)
+{
+	if (s->keys == NULL) {
+		return;
+	}
+	if (m->stanza_id != NULL && m->stanza_id[0] != '\0') {
+		keys_set(s, 's', m->stanza_id);
+	}
+	if (m->origin_key != NULL && m->origin_key[0] != '\0') {
+		keys_set(s, 'o', m->origin_key);
+	}
+	if (s->keys_added > s->keys_bits / (KEYS_BITS_PER_KEY / 2)) {
+		keys_build(s, s->keys_added);
+	}
+}
+
 /* ---- the message log ---- */
 
 bool store_log_message(struct store *s, const struct store_msg *m)
@@ -913,12 +1029,14 @@ bool store_log_message(struct store *s, const struct store_msg *m)
 		write_failed(s, "message log");
 	}
 	sqlite3_reset(st);
+	keys_add(s, m);
 	return ok;
 }
 
 static bool known(struct store *s, enum stmt which, const char *key)
 {
-	if (key == NULL || key[0] == '\0') {
+	if (key == NULL || key[0] == '\0' ||
+			!keys_maybe(s, which == ST_KNOWN_SID ? 's' : 'o', key)) {
 		return false;
 	}
 	sqlite3_stmt *st = stmt(s, which);

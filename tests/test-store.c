@@ -257,6 +257,42 @@ Test(store, log_known_by_stanza_id_and_origin_key)
 	store_close(s);
 }
 
+Test(store, every_logged_key_is_known_as_the_filter_grows)
+{
+	/* 2 x 6,000 keys pass what the first Bloom filter holds: it is
+	 * rebuilt larger while the turn writes, and again at the reopen. */
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 6000; i++) {
+			char sid[16], key[32];
+			snprintf(sid, sizeof(sid), "s%d", i);
+			snprintf(key, sizeof(key), "bob@example.org o %d", i);
+			if (round == 0) {
+				struct store_msg m = {
+					.seq = 1 + (uint64_t)i, .sender = "bob@example.org",
+					.peer = "bob@example.org", .stanza_id = sid,
+					.origin_key = key, .event = "{}",
+				};
+				cr_assert(store_log_message(s, &m));
+			}
+			cr_assert(store_message_known(s, sid, NULL), "%s", sid);
+			cr_assert(store_message_known(s, NULL, key), "%s", key);
+		}
+		unsigned unknown = 0;
+		for (int i = 6000; i < 7000; i++) {
+			char sid[16], key[32];
+			snprintf(sid, sizeof(sid), "s%d", i);
+			snprintf(key, sizeof(key), "bob@example.org o %d", i);
+			unknown += !store_message_known(s, sid, key);
+		}
+		cr_expect(eq(u32, unknown, 1000));
+		uv_run(&loop, UV_RUN_NOWAIT);
+		store_close(s);
+		s = store_open(&loop, &cfg, "alice@example.org");
+	}
+	store_close(s);
+}
+
 /* Schema version 1 as it shipped, with three logged messages. */
 static void write_version_1(void)
 {
