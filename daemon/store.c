@@ -21,6 +21,7 @@
 #define KEYS_MIN_BITS (1u << 16)	/* the Bloom filter's first size */
 #define KEYS_BITS_PER_KEY 16	/* at (re)building; rebuilt below 8 */
 #define KEYS_PROBES 4
+#define LOG_BATCH 16		/* log rows written by one INSERT */
 
 static bool seq_as_key(struct store *s);
 static void keys_build(struct store *s, size_t expect);
@@ -69,6 +70,10 @@ static const struct migration {
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
+#define LOG_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define LOG_ROWS4 LOG_ROW ", " LOG_ROW ", " LOG_ROW ", " LOG_ROW
+#define LOG_ROWS16 LOG_ROWS4 ", " LOG_ROWS4 ", " LOG_ROWS4 ", " LOG_ROWS4
+
 enum stmt {
 	ST_BEGIN,
 	ST_COMMIT,
@@ -79,6 +84,7 @@ enum stmt {
 	ST_META_GET,
 	ST_META_SET,
 	ST_LOG_ADD,
+	ST_LOG_ADD_BATCH,
 	ST_KNOWN_SID,
 	ST_KNOWN_ORIGIN,
 	ST_PRUNE_MAX,
@@ -100,10 +106,21 @@ static const char *const stmt_sql[NSTMTS] = {
 	[ST_LOG_ADD] = "INSERT INTO messages (seq, outbound, sender, peer, type,"
 		" stanza_id, origin_key, msg_id, time, event)"
 		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[ST_LOG_ADD_BATCH] = "INSERT INTO messages (seq, outbound, sender, peer,"
+		" type, stanza_id, origin_key, msg_id, time, event) VALUES "
+		LOG_ROWS16,
 	[ST_KNOWN_SID] = "SELECT 1 FROM messages WHERE stanza_id = ? LIMIT 1",
 	[ST_KNOWN_ORIGIN] = "SELECT 1 FROM messages WHERE origin_key = ? LIMIT 1",
 	[ST_PRUNE_MAX] = "SELECT max(seq) FROM messages WHERE time < ?",
 	[ST_PRUNE] = "DELETE FROM messages WHERE time < ?",
+};
+
+/* A message of the log waiting for its INSERT: m's strings point into
+ * text, a copy of them all. */
+struct log_row {
+	struct store_msg m;
+	int64_t time;
+	char *text;
 };
 
 /* A caller waiting for the commit. */
@@ -135,6 +152,13 @@ struct store {
 
 	uint64_t seq_start;
 	uint64_t seq_reserved;
+
+	/* Log rows of this transaction not yet inserted: they go in
+	 * LOG_BATCH at a time (one statement costs less than its rows
+	 * did one by one), the rest before anything reads the log and
+	 * before the commit. */
+	struct log_row *rows;
+	size_t nrows;
 
 	/* A Bloom filter of the log's dedup keys (stanza ids and origin
 	 * keys): a key it lacks is not in the log, without a query. */
@@ -474,6 +498,8 @@ static void sync_wal(struct store *s)
 }
 
 static void begin(struct store *s);
+static void flush_log(struct store *s);
+static void drop_rows(struct store *s);
 
 /* Commits the open transaction now; its waiters' outcome is decided
  * (they are told at the end of the turn). */
@@ -482,6 +508,7 @@ static void commit(struct store *s)
 	if (!s->in_txn) {
 		return;
 	}
+	flush_log(s);
 	if (s->precommit != NULL && s->txn_error == NULL) {
 		s->precommit(s->precommit_ud);
 	}
@@ -722,6 +749,8 @@ struct store *store_open(uv_loop_t *loop, const struct config *cfg,
 
 static void store_free(struct store *s)
 {
+	drop_rows(s);
+	free(s->rows);
 	free(s->keys);
 	free(s->path);
 	free(s->error);
@@ -974,6 +1003,7 @@ static void keys_build(struct store *s, size_t expect)
 	s->keys_bits = bits;
 	s->keys_added = 0;
 	s->keys = xcalloc(bits / 64, sizeof(uint64_t));
+	flush_log(s);
 	if (!keys_scan(s, 's', "SELECT stanza_id FROM messages"
 			" WHERE stanza_id IS NOT NULL") ||
 			!keys_scan(s, 'o', "SELECT origin_key FROM messages"
@@ -1007,30 +1037,100 @@ static void keys_add(struct store *s, const struct store_msg *m)
 
 /* ---- the message log ---- */
 
+/* Copies m's strings into one block the row owns. */
+static void row_copy(struct log_row *r, const struct store_msg *m)
+{
+	const char *src[] = { m->sender, m->peer, m->type, m->stanza_id,
+		m->origin_key, m->msg_id, m->event };
+	size_t len[7], total = 0;
+	for (int i = 0; i < 7; i++) {
+		len[i] = src[i] ? strlen(src[i]) + 1 : 0;
+		total += len[i];
+	}
+	char *p = r->text = xmalloc(total ? total : 1);
+	const char *dst[7];
+	for (int i = 0; i < 7; i++) {
+		dst[i] = src[i] ? memcpy(p, src[i], len[i]) : NULL;
+		p += len[i];
+	}
+	r->m = (struct store_msg){ .seq = m->seq, .outbound = m->outbound,
+		.sender = dst[0], .peer = dst[1], .type = dst[2],
+		.stanza_id = dst[3], .origin_key = dst[4], .msg_id = dst[5],
+		.event = dst[6] };
+}
+
+static void bind_row(sqlite3_stmt *st, int at, const struct log_row *r)
+{
+	const struct store_msg *m = &r->m;
+	sqlite3_bind_int64(st, at + 1, (sqlite3_int64)m->seq);
+	sqlite3_bind_int(st, at + 2, m->outbound);
+	bind_static(st, at + 3, m->sender);
+	bind_static(st, at + 4, m->peer);
+	bind_static(st, at + 5, m->type);
+	bind_static(st, at + 6, m->stanza_id);
+	bind_static(st, at + 7, m->origin_key);
+	bind_static(st, at + 8, m->msg_id);
+	sqlite3_bind_int64(st, at + 9, r->time);
+	bind_static(st, at + 10, m->event);
+}
+
+/* Inserts n rows from r with one statement (n is 1 or LOG_BATCH). */
+static void insert_rows(struct store *s, const struct log_row *r, size_t n)
+{
+	sqlite3_stmt *st = stmt(s, n == 1 ? ST_LOG_ADD : ST_LOG_ADD_BATCH);
+	for (size_t i = 0; i < n; i++) {
+		bind_row(st, (int)i * 10, &r[i]);
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		write_failed(s, "message log");
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);	/* the copies go next */
+}
+
+static void drop_rows(struct store *s)
+{
+	for (size_t i = 0; i < s->nrows; i++) {
+		free(s->rows[i].text);
+	}
+	s->nrows = 0;
+}
+
+/* Inserts the rows waiting (in a failed transaction: drops them). */
+static void flush_log(struct store *s)
+{
+	size_t i = 0;
+	if (s->txn_error == NULL) {
+		for (; i + LOG_BATCH <= s->nrows; i += LOG_BATCH) {
+			insert_rows(s, &s->rows[i], LOG_BATCH);
+		}
+		for (; i < s->nrows; i++) {
+			insert_rows(s, &s->rows[i], 1);
+		}
+	}
+	drop_rows(s);
+}
+
 bool store_log_message(struct store *s, const struct store_msg *m)
 {
 	if (!usable(s)) {
 		return false;
 	}
 	begin(s);
-	sqlite3_stmt *st = stmt(s, ST_LOG_ADD);
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)m->seq);
-	sqlite3_bind_int(st, 2, m->outbound);
-	bind_static(st, 3, m->sender);
-	bind_static(st, 4, m->peer);
-	bind_static(st, 5, m->type);
-	bind_static(st, 6, m->stanza_id);
-	bind_static(st, 7, m->origin_key);
-	bind_static(st, 8, m->msg_id);
-	sqlite3_bind_int64(st, 9, store_wall_ms());
-	bind_static(st, 10, m->event);
-	bool ok = sqlite3_step(st) == SQLITE_DONE;
-	if (!ok) {
-		write_failed(s, "message log");
+	if (s->txn_error != NULL) {
+		return false;
 	}
-	sqlite3_reset(st);
-	keys_add(s, m);
-	return ok;
+	if (s->rows == NULL) {
+		s->rows = xcalloc(LOG_BATCH, sizeof(*s->rows));
+	}
+	struct log_row *r = &s->rows[s->nrows++];
+	row_copy(r, m);
+	r->time = store_wall_ms();
+	keys_add(s, &r->m);
+	if (s->nrows == LOG_BATCH) {
+		flush_log(s);
+	}
+	return true;
 }
 
 static bool known(struct store *s, enum stmt which, const char *key)
@@ -1039,6 +1139,7 @@ static bool known(struct store *s, enum stmt which, const char *key)
 			!keys_maybe(s, which == ST_KNOWN_SID ? 's' : 'o', key)) {
 		return false;
 	}
+	flush_log(s);
 	sqlite3_stmt *st = stmt(s, which);
 	bind_static(st, 1, key);
 	bool found = sqlite3_step(st) == SQLITE_ROW;
@@ -1073,6 +1174,7 @@ int store_log_read(struct store *s, const struct store_query *q,
 	if (!usable(s)) {
 		return -1;
 	}
+	flush_log(s);
 	char *sql = query_sql(q);
 	sqlite3_stmt *st;
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);

@@ -98,7 +98,10 @@ struct store_msg {
 	const char *event;	/* the event line, JSON, no newline */
 };
 
-/* Writes one message to the log; false if refused. */
+/* Writes one message to the log, in the turn's transaction (rows are
+ * inserted in batches, at the latest before the commit or anything
+ * that reads the log); false if refused now. A row that cannot be
+ * inserted fails the turn's commit. */
 bool store_log_message(struct store *s, const struct store_msg *m);
 /* Does the log hold a message with this stanza-id or origin key? */
 bool store_message_known(struct store *s, const char *stanza_id,

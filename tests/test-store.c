@@ -257,6 +257,49 @@ Test(store, log_known_by_stanza_id_and_origin_key)
 	store_close(s);
 }
 
+static unsigned batch_rows;
+
+static bool batch_cb(void *ud, uint64_t seq, bool outbound, const char *event,
+	size_t len)
+{
+	char want[32];
+	snprintf(want, sizeof(want), "{\"seq\":%u}", 100 + batch_rows);
+	cr_expect(eq(u64, seq, 100 + batch_rows));
+	cr_expect(eq(str, (char *)event, want));
+	batch_rows++;
+	return true;
+}
+
+Test(store, rows_logged_in_batches_are_read_in_the_same_turn)
+{
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	for (unsigned i = 0; i < 37; i++) {
+		char ev[32];
+		snprintf(ev, sizeof(ev), "{\"seq\":%u}", 100 + i);
+		struct store_msg m = { .seq = 100 + i, .sender = "bob@example.org",
+			.peer = "bob@example.org", .event = ev };
+		cr_assert(store_log_message(s, &m));
+	}
+	struct store_query q = { .after = 0 };
+	batch_rows = 0;
+	cr_assert(eq(int, store_log_read(s, &q, batch_cb, NULL), 0));
+	cr_expect(eq(u32, batch_rows, 37));
+	struct store_msg m = { .seq = 137, .sender = "bob@example.org",
+		.peer = "bob@example.org", .event = "{\"seq\":137}" };
+	cr_assert(store_log_message(s, &m));
+	told = told_ok = 0;
+	store_when_committed(s, done_cb, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	cr_expect(eq(int, told_ok, 1));
+	store_close(s);
+	cr_expect(eq(int, rows("messages"), 38));
+	s = store_open(&loop, &cfg, "alice@example.org");
+	batch_rows = 0;
+	cr_assert(eq(int, store_log_read(s, &q, batch_cb, NULL), 0));
+	cr_expect(eq(u32, batch_rows, 38));
+	store_close(s);
+}
+
 Test(store, every_logged_key_is_known_as_the_filter_grows)
 {
 	/* 2 x 6,000 keys pass what the first Bloom filter holds: it is
@@ -448,10 +491,17 @@ Test(store, version_2_rows_get_seqs_of_their_own)
 	cr_expect(store_message_known(s, "s12", NULL));
 	cr_expect(store_message_known(s, NULL, "bob@example.org o 12"));
 	cr_expect(ge(u64, store_seq_start(s), 20));
-	/* seq is the key now: a repeated one is refused. */
+	/* seq is the key now: a repeated one fails the turn. */
 	struct store_msg m = { .seq = 14, .sender = "bob@example.org",
 		.peer = "bob@example.org", .event = "{}" };
-	cr_expect(not(store_log_message(s, &m)));
+	store_log_message(s, &m);
+	told = told_ok = 0;
+	store_when_committed(s, done_cb, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	cr_expect(eq(int, told, 1));
+	cr_expect(eq(int, told_ok, 0));
+	cr_expect(ne(ptr, strstr(last_error, "UNIQUE"), NULL), "%s", last_error);
+	cr_expect(eq(int, rows("messages"), 6));
 	store_close(s);
 }
 
