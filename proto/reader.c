@@ -75,6 +75,7 @@ struct reader {
 	const char *condition;	/* pending error, reported after parsing */
 	char *errtext;
 	unsigned depth;		/* open elements, the stream root included */
+	struct xml_arena *arena;	/* where stanzas are built */
 	struct xml *stanza;	/* the stanza being built */
 	struct xml *cur;	/* its innermost open element */
 	size_t stanza_bytes;	/* names, attributes and text so far */
@@ -216,6 +217,16 @@ static void init_library(void)
 	done = true;
 }
 
+/* The last tree built is gone: its arena is reused, unless a callback
+ * kept part of it (an unlinked subtree), which then keeps that arena. */
+static void recycle(struct reader *r)
+{
+	if (!xml_arena_rewind(r->arena)) {
+		xml_arena_release(r->arena);
+		r->arena = xml_arena_new(0);
+	}
+}
+
 /* Records an error found while libxml2 is running (the first one wins)
  * and stops the parser, also when libxml2's own error came first. */
 static void fail(struct reader *r, const char *condition, const char *text)
@@ -321,13 +332,13 @@ static void on_cdata(void *ud, const xmlChar *s, int len)
 
 /* With options 0 libxml2 hands "&amp;" (and "&#38;") in attribute values,
  * namespace URIs included, on as "&#38;"; a raw "&" cannot occur there,
- * so every "&" starts one. Returns a new string. */
-static char *decode_amp(const xmlChar *v, size_t len)
+ * so every "&" starts one. Returns a new string in the arena. */
+static char *decode_amp(struct xml_arena *a, const xmlChar *v, size_t len)
 {
 	if (memchr(v, '&', len) == NULL) {
-		return xstrndup((const char *)v, len);	/* nearly always */
+		return xml_arena_strndup(a, (const char *)v, len);	/* nearly always */
 	}
-	char *out = xmalloc(len + 1);
+	char *out = xml_arena_alloc(a, len + 1);
 	size_t o = 0;
 	for (size_t i = 0; i < len; i++) {
 		out[o++] = (char)v[i];
@@ -339,12 +350,12 @@ static char *decode_amp(const xmlChar *v, size_t len)
 	return out;
 }
 
-static char *decode_uri(const xmlChar *uri)
+static char *decode_uri(struct xml_arena *a, const xmlChar *uri)
 {
 	if (uri == NULL) {
-		return xstrdup("");
+		return xml_arena_strndup(a, "", 0);
 	}
-	return decode_amp(uri, strlen((const char *)uri));
+	return decode_amp(a, uri, strlen((const char *)uri));
 }
 
 /* Stores attribute i of a SAX2 attribute array (5-tuples: localname,
@@ -354,17 +365,21 @@ static char *decode_uri(const xmlChar *uri)
 static void add_attr(struct xml *x, const xmlChar **a)
 {
 	const char *uri = (const char *)a[2];
+	const char *local = (const char *)a[0];
+	size_t n = strlen(local);
 	char *name;
 	if (uri == NULL) {
-		name = xstrdup((const char *)a[0]);
+		name = xml_arena_strndup(x->arena, local, n);
 	} else if (strcmp(uri, NS_XML) == 0) {
-		name = xasprintf("xml:%s", (const char *)a[0]);
+		name = xml_arena_alloc(x->arena, n + 5);
+		memcpy(name, "xml:", 4);
+		memcpy(name + 4, local, n + 1);
 	} else {
 		return;
 	}
-	x->attrs = xgrow(x->attrs, &x->attrcap, x->nattrs + 1, sizeof(*x->attrs));
 	x->attrs[x->nattrs].name = name;
-	x->attrs[x->nattrs].value = decode_amp(a[3], (size_t)(a[4] - a[3]));
+	x->attrs[x->nattrs].value = decode_amp(x->arena, a[3],
+		(size_t)(a[4] - a[3]));
 	x->nattrs++;
 }
 
@@ -384,8 +399,14 @@ static struct xml *new_element(struct reader *r, const xmlChar *name,
 	if (!add_bytes(r, n)) {
 		return NULL;
 	}
-	struct xml *x = xml_new((const char *)name, NULL);
-	x->ns = decode_uri(uri);
+	struct xml_arena *a = r->arena;
+	char *local = xml_arena_strndup(a, (const char *)name,
+		strlen((const char *)name));
+	struct xml *x = xml_arena_element(a, local, decode_uri(a, uri));
+	if (nattrs > 0) {
+		x->attrs = xml_arena_alloc(a, (size_t)nattrs * sizeof(*x->attrs));
+		x->attrcap = (size_t)nattrs;
+	}
 	for (int i = 0; i < nattrs; i++) {
 		add_attr(x, attrs + 5 * i);
 	}
@@ -412,9 +433,7 @@ static void open_stream(struct reader *r, const xmlChar *name,
 	}
 	for (int i = 0; i < nns; i++) {
 		if (ns[2 * i] == NULL && ns[2 * i + 1] != NULL) {
-			char *v = decode_uri(ns[2 * i + 1]);
-			xml_set_attr(h, "xmlns", v);
-			free(v);
+			xml_set_attr(h, "xmlns", decode_uri(r->arena, ns[2 * i + 1]));
 		}
 	}
 	r->stanza_bytes = 0;
@@ -424,6 +443,7 @@ static void open_stream(struct reader *r, const xmlChar *name,
 		r->cb->stream_open(r->ud, h);
 	}
 	xml_free(h);
+	recycle(r);
 }
 
 /* Counts the namespace declarations in scope, popped again by pop_ns. */
@@ -501,6 +521,7 @@ static void deliver(struct reader *r)
 		r->cb->stanza(r->ud, s);
 	}
 	xml_free(s);
+	recycle(r);
 }
 
 static void on_end(void *ud, const xmlChar *name, const xmlChar *prefix,
@@ -650,6 +671,7 @@ static void drop_parser(struct reader *r)
 		r->ctxt = NULL;
 	}
 	xml_free(r->stanza);
+	recycle(r);
 	r->stanza = NULL;
 	r->cur = NULL;
 	r->depth = 0;
@@ -677,6 +699,7 @@ struct reader *reader_new(const struct reader_cb *cb, void *ud,
 		r->max_depth = limits->max_depth;
 	}
 	buf_init(&r->text);
+	r->arena = xml_arena_new(0);
 	return r;
 }
 
@@ -687,6 +710,7 @@ void reader_free(struct reader *r)
 		return;
 	}
 	drop_parser(r);
+	xml_arena_release(r->arena);
 	buf_finish(&r->text);
 	free(r->ns_counts);
 	free(r->errtext);

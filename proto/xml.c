@@ -325,6 +325,203 @@ char *xml_to_string(const struct xml *x, const char *parent_ns)
 	return buf_steal(&b, NULL);
 }
 
+/* ---- arenas ----
+ *
+ * An arena is a bump allocator: its first block sits in the same
+ * allocation as the arena, further blocks (each twice the last, up to
+ * MAX_BLOCK, or as large as one request needs) are chained and freed on
+ * rewind. refs counts the creator and every tree root in the arena (a
+ * node whose parent is NULL or lives elsewhere); mixed says a node from
+ * elsewhere was linked below one of its nodes, so freeing must look for
+ * such nodes instead of just dropping the memory.
+ */
+#define DEFAULT_BLOCK 4096
+#define MAX_BLOCK (64 * 1024)
+
+struct block {
+	struct block *next;
+	size_t size;
+};
+
+struct xml_arena {
+	char *pos;
+	char *end;
+	char *first;		/* the first block, after the arena itself */
+	size_t first_size;
+	size_t next_size;	/* the size of the next block */
+	struct block *blocks;	/* further blocks, newest first */
+	size_t refs;
+	bool mixed;
+};
+
+/* A new arena; its first block holds size bytes (0: a default). */
+struct xml_arena *xml_arena_new(size_t size)
+{
+	if (size == 0) {
+		size = DEFAULT_BLOCK;
+	}
+	struct xml_arena *a = xmalloc(sizeof(*a) + size);
+	a->first = (char *)(a + 1);
+	a->first_size = size;
+	a->pos = a->first;
+	a->end = a->first + size;
+	a->next_size = size;
+	a->blocks = NULL;
+	a->refs = 1;
+	a->mixed = false;
+	return a;
+}
+
+static void free_blocks(struct xml_arena *a)
+{
+	while (a->blocks != NULL) {
+		struct block *b = a->blocks;
+		a->blocks = b->next;
+		free(b);
+	}
+}
+
+static void unref(struct xml_arena *a)
+{
+	if (--a->refs == 0) {
+		free_blocks(a);
+		free(a);
+	}
+}
+
+/* Drops the creator's reference; the arena goes with its last tree. */
+void xml_arena_release(struct xml_arena *a)
+{
+	if (a != NULL) {
+		unref(a);
+	}
+}
+
+/* Rewinds the arena for reuse when only its creator holds it. */
+bool xml_arena_rewind(struct xml_arena *a)
+{
+	if (a->refs != 1) {
+		return false;
+	}
+	free_blocks(a);
+	a->pos = a->first;
+	a->end = a->first + a->first_size;
+	a->next_size = a->first_size;
+	a->mixed = false;
+	return true;
+}
+
+/* Starts a new block able to hold need bytes. */
+static void add_block(struct xml_arena *a, size_t need)
+{
+	size_t size = a->next_size;
+	if (a->next_size < MAX_BLOCK) {
+		a->next_size *= 2;
+	}
+	if (size < need) {
+		size = need;
+	}
+	struct block *b = xmalloc(sizeof(*b) + size);
+	b->next = a->blocks;
+	b->size = size;
+	a->blocks = b;
+	a->pos = (char *)(b + 1);
+	a->end = a->pos + size;
+}
+
+/* size bytes with no alignment (strings). */
+static char *bytes(struct xml_arena *a, size_t size)
+{
+	if ((size_t)(a->end - a->pos) < size) {
+		add_block(a, size);
+	}
+	char *p = a->pos;
+	a->pos += size;
+	return p;
+}
+
+/* size bytes in the arena, aligned for any field of struct xml. */
+void *xml_arena_alloc(struct xml_arena *a, size_t size)
+{
+	size_t pad = (size_t)-(uintptr_t)a->pos & 7;
+	if ((size_t)(a->end - a->pos) < size + pad) {
+		add_block(a, size + 8);
+		pad = (size_t)-(uintptr_t)a->pos & 7;
+	}
+	char *p = a->pos + pad;
+	a->pos = p + size;
+	return p;
+}
+
+/* len bytes of s and a NUL, copied into the arena. */
+char *xml_arena_strndup(struct xml_arena *a, const char *s, size_t len)
+{
+	char *p = bytes(a, len + 1);
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+/* p (old bytes, in a) grown to size bytes: in place when it is the last
+ * allocation and the block has room, else copied. */
+static char *arena_grow(struct xml_arena *a, char *p, size_t old, size_t size)
+{
+	if (p + old == a->pos && (size_t)(a->end - p) >= size) {
+		a->pos = p + size;
+		return p;
+	}
+	char *n = bytes(a, size);
+	memcpy(n, p, old);
+	return n;
+}
+
+static struct xml *arena_node(struct xml_arena *a, enum xml_kind kind)
+{
+	struct xml *x = xml_arena_alloc(a, sizeof(*x));
+	memset(x, 0, sizeof(*x));
+	x->kind = kind;
+	x->arena = a;
+	a->refs++;
+	return x;
+}
+
+/* A new element in the arena; name and ns are not copied. */
+struct xml *xml_arena_element(struct xml_arena *a, const char *name,
+	const char *ns)
+{
+	struct xml *x = arena_node(a, XML_ELEMENT);
+	x->name = (char *)name;
+	x->ns = (char *)ns;
+	return x;
+}
+
+static struct xml *arena_text(struct xml_arena *a, const char *text,
+	size_t len)
+{
+	struct xml *x = arena_node(a, XML_TEXT);
+	x->text = xml_arena_strndup(a, text, len);
+	x->text_len = len;
+	return x;
+}
+
+/* A copy of s where x's strings live: x's arena or the heap. */
+static char *dup_for(const struct xml *x, const char *s)
+{
+	if (x->arena == NULL) {
+		return xstrdup(s);
+	}
+	return xml_arena_strndup(x->arena, s, strlen(s));
+}
+
+static void free_string(const struct xml *x, char *s)
+{
+	if (x->arena == NULL) {
+		free(s);
+	}
+}
+
+/* ---- nodes ---- */
+
 /* A new element with no attributes or children; ns may be NULL. */
 struct xml *xml_new(const char *name, const char *ns)
 {
@@ -358,17 +555,24 @@ static void free_node(struct xml *x)
 	free(x);
 }
 
-/* Frees x and its subtree without recursion, so depth costs no stack. */
-void xml_free(struct xml *x)
+static void free_arena_tree(struct xml *x);
+
+/* Frees the heap tree x without recursion, so depth costs no stack;
+ * arena subtrees linked into it are handed to free_arena_tree. */
+static void free_heap_tree(struct xml *x)
 {
-	if (x == NULL) {
-		return;
-	}
 	struct xml *top = x;
 	struct xml *cur = x;
 	for (;;) {
 		while (cur->children != NULL) {
-			cur = cur->children;
+			struct xml *c = cur->children;
+			if (c->arena == NULL) {
+				cur = c;
+				continue;
+			}
+			cur->children = c->next;
+			c->parent = NULL;
+			free_arena_tree(c);
 		}
 		if (cur == top) {
 			free_node(cur);
@@ -378,6 +582,64 @@ void xml_free(struct xml *x)
 		parent->children = cur->next;
 		free_node(cur);
 		cur = parent;
+	}
+}
+
+/* Unlinks and frees the children of x that live outside arena a. */
+static void drop_foreign_children(struct xml *x, struct xml_arena *a)
+{
+	struct xml *c = x->children;
+	while (c != NULL) {
+		struct xml *next = c->next;
+		if (c->arena != a) {
+			xml_unlink(c);
+			xml_free(c);
+		}
+		c = next;
+	}
+}
+
+/* Frees the nodes from elsewhere linked below top (preorder, no
+ * recursion within the arena). */
+static void drop_foreign(struct xml *top)
+{
+	struct xml *cur = top;
+	for (;;) {
+		drop_foreign_children(cur, top->arena);
+		if (cur->children != NULL) {
+			cur = cur->children;
+			continue;
+		}
+		while (cur != top && cur->next == NULL) {
+			cur = cur->parent;
+		}
+		if (cur == top) {
+			return;
+		}
+		cur = cur->next;
+	}
+}
+
+/* An arena tree root goes: its memory stays in the arena until the
+ * arena's last reference is dropped (or the creator rewinds it). */
+static void free_arena_tree(struct xml *x)
+{
+	if (x->arena->mixed) {
+		drop_foreign(x);
+	}
+	unref(x->arena);
+}
+
+/* Frees x and its subtree; accepts NULL. */
+void xml_free(struct xml *x)
+{
+	if (x == NULL) {
+		return;
+	}
+	if (x->arena != NULL) {
+		free_arena_tree(x);
+	} else {
+		free_heap_tree(x);
 	}
 }
 
@@ -424,11 +686,31 @@ static ssize_t find_attr(const struct xml *x, const char *name)
 
 static void remove_attr(struct xml *x, size_t i)
 {
-	free(x->attrs[i].name);
-	free(x->attrs[i].value);
+	free_string(x, x->attrs[i].name);
+	free_string(x, x->attrs[i].value);
 	memmove(&x->attrs[i], &x->attrs[i + 1],
 		(x->nattrs - i - 1) * sizeof(*x->attrs));
 	x->nattrs--;
+}
+
+/* Room for one more attribute, on the heap or in x's arena. */
+static void grow_attrs(struct xml *x)
+{
+	if (x->arena == NULL) {
+		x->attrs = xgrow(x->attrs, &x->attrcap, x->nattrs + 1,
+			sizeof(*x->attrs));
+		return;
+	}
+	if (x->nattrs < x->attrcap) {
+		return;
+	}
+	size_t cap = x->attrcap < 4 ? 4 : x->attrcap * 2;
+	struct xml_attr *n = xml_arena_alloc(x->arena, cap * sizeof(*n));
+	if (x->nattrs > 0) {
+		memcpy(n, x->attrs, x->nattrs * sizeof(*n));
+	}
+	x->attrs = n;
+	x->attrcap = cap;
 }
 
 /* Sets or replaces attribute name; a NULL value removes it. */
@@ -441,14 +723,14 @@ void xml_set_attr(struct xml *x, const char *name, const char *value)
 		}
 		return;
 	}
-	char *v = xstrdup(value);
+	char *v = dup_for(x, value);
 	if (i >= 0) {
-		free(x->attrs[i].value);
+		free_string(x, x->attrs[i].value);
 		x->attrs[i].value = v;
 		return;
 	}
-	x->attrs = xgrow(x->attrs, &x->attrcap, x->nattrs + 1, sizeof(*x->attrs));
-	x->attrs[x->nattrs].name = xstrdup(name);
+	grow_attrs(x);
+	x->attrs[x->nattrs].name = dup_for(x, name);
 	x->attrs[x->nattrs].value = v;
 	x->nattrs++;
 }
@@ -468,6 +750,11 @@ struct xml *xml_append(struct xml *parent, struct xml *child)
 {
 	if (child->parent != NULL) {
 		xml_unlink(child);
+	}
+	if (child->arena != NULL && child->arena == parent->arena) {
+		child->arena->refs--;	/* no longer a root */
+	} else if (parent->arena != NULL) {
+		parent->arena->mixed = true;
 	}
 	child->parent = parent;
 	child->next = NULL;
@@ -506,12 +793,21 @@ void xml_unlink(struct xml *child)
 	}
 	child->parent = NULL;
 	child->next = NULL;
+	if (child->arena != NULL && child->arena == parent->arena) {
+		child->arena->refs++;	/* a root of its own now */
+	}
 }
 
 /* Appends a new element (name, ns) to parent and returns it. */
 struct xml *xml_add(struct xml *parent, const char *name, const char *ns)
 {
-	return xml_append(parent, xml_new(name, ns));
+	struct xml_arena *a = parent->arena;
+	if (a == NULL) {
+		return xml_append(parent, xml_new(name, ns));
+	}
+	char *n = xml_arena_strndup(a, name, strlen(name));
+	char *u = ns != NULL ? xml_arena_strndup(a, ns, strlen(ns)) : NULL;
+	return xml_append(parent, xml_arena_element(a, n, u));
 }
 
 /* Appends a new element (name, ns) holding text to parent; returns it. */
@@ -533,10 +829,17 @@ void xml_add_text(struct xml *parent, const char *text, size_t len)
 	}
 	struct xml *last = parent->last;
 	if (last == NULL || last->kind != XML_TEXT) {
-		xml_append(parent, xml_new_text(text, len));
+		struct xml *t = parent->arena != NULL ?
+			arena_text(parent->arena, text, len) : xml_new_text(text, len);
+		xml_append(parent, t);
 		return;
 	}
-	last->text = xrealloc(last->text, last->text_len + len + 1);
+	if (last->arena != NULL) {
+		last->text = arena_grow(last->arena, last->text,
+			last->text_len + 1, last->text_len + len + 1);
+	} else {
+		last->text = xrealloc(last->text, last->text_len + len + 1);
+	}
 	memcpy(last->text + last->text_len, text, len);
 	last->text_len += len;
 	last->text[last->text_len] = '\0';

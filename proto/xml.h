@@ -13,6 +13,16 @@
  * Ownership: a node owns its attributes and children. xml_free() frees a
  * node and everything below it; freeing a node that is still linked into a
  * parent is a bug. Strings passed in are copied.
+ *
+ * Arenas: the stream reader builds each stanza in a struct xml_arena, one
+ * block (or a few chained) freed at once instead of a malloc per node,
+ * name, attribute and text. Users need not care: every function here
+ * works on arena nodes too (new nodes added below an arena node, and
+ * values set on it, are allocated in its arena), and xml_free() of an
+ * arena tree gives the arena back once no tree holds it. Nodes can be
+ * moved between trees of any kind with xml_unlink()/xml_append(); an
+ * unlinked arena subtree keeps its arena alive until it is freed itself.
+ * xml_copy() always makes an ordinary heap tree.
  */
 #ifndef XMPPD_PROTO_XML_H
 #define XMPPD_PROTO_XML_H
@@ -32,6 +42,8 @@ struct xml_attr {
 	char *value;
 };
 
+struct xml_arena;
+
 struct xml {
 	enum xml_kind kind;
 	char *name;		/* element: local name; text: NULL */
@@ -46,6 +58,7 @@ struct xml {
 	struct xml *children;	/* first child */
 	struct xml *last;	/* last child */
 	struct xml *next;	/* next sibling */
+	struct xml_arena *arena;	/* where the node lives; NULL: the heap */
 };
 
 /* A new element with no attributes or children; ns may be NULL. */
@@ -101,5 +114,26 @@ char *xml_to_string(const struct xml *x, const char *parent_ns);
 /* Appends s escaped for text/attribute content; false if s is not valid
  * XML character data (see xml_serialize). */
 bool xml_escape(struct buf *out, const char *s, size_t len);
+
+/*
+ * Arenas, for code that builds many short-lived trees (proto/reader.c).
+ * The creator holds one reference; each tree (or unlinked subtree) in the
+ * arena holds another, dropped by xml_free().
+ */
+/* A new arena; its first block holds size bytes (0: a default). */
+struct xml_arena *xml_arena_new(size_t size);
+/* Drops the creator's reference; the arena goes with its last tree. */
+void xml_arena_release(struct xml_arena *a);
+/* Makes all of the arena's memory free for reuse and returns true, if
+ * no tree holds it any more; otherwise changes nothing and returns false. */
+bool xml_arena_rewind(struct xml_arena *a);
+/* len bytes of s and a NUL, copied into the arena. */
+char *xml_arena_strndup(struct xml_arena *a, const char *s, size_t len);
+/* size bytes in the arena, aligned for any field of struct xml. */
+void *xml_arena_alloc(struct xml_arena *a, size_t size);
+/* A new element in the arena, not linked anywhere. name and ns are NOT
+ * copied: they must live in the arena or be static. */
+struct xml *xml_arena_element(struct xml_arena *a, const char *name,
+	const char *ns);
 
 #endif

@@ -1155,3 +1155,100 @@ Test(reader, multibyte_cdata_split_anywhere)
 		free(log);
 	}
 }
+
+/*
+ * Stanzas live in the reader's arena. A callback may keep part of one by
+ * unlinking it: that subtree keeps its arena alive after the reader moved
+ * on (and after the reader is gone), while later stanzas are built in a
+ * new arena. Under ASan a dangling node would show here.
+ */
+struct keeper {
+	struct xml *kept[4];
+	int n;
+};
+
+static void keep_first_child(void *ud, struct xml *s)
+{
+	struct keeper *k = ud;
+	struct xml *c = xml_first_element(s);
+	if (c != NULL && k->n < 4) {
+		xml_unlink(c);
+		k->kept[k->n++] = c;
+	}
+	xml_add_text(s, "added", 5);	/* the rest is still usable */
+	xml_set_attr(s, "id", "changed");
+	xml_add(s, "extra", "urn:x");
+	cr_assert(eq(str, (char *)xml_attr(s, "id"), "changed"));
+}
+
+static const struct reader_cb keeper_cb = {
+	.stanza = keep_first_child,
+};
+
+Test(reader, subtree_kept_from_a_stanza_outlives_the_reader)
+{
+	struct keeper k = { 0 };
+	struct reader *r = reader_new(&keeper_cb, &k, NULL);
+	const char *s = HEADER "<message id='1'><body>one</body></message>"
+		"<message id='2'><body>two</body><x/></message>"
+		"<message><c xmlns='urn:c' a='b'>three<d/></c></message>";
+	cr_assert(reader_feed(r, s, strlen(s)));
+	reader_free(r);
+	cr_assert(eq(int, k.n, 3));
+	const char *want[] = {
+		"<body>one</body>", "<body>two</body>",
+		"<c xmlns=\"urn:c\" a=\"b\">three<d/></c>",
+	};
+	for (int i = 0; i < 3; i++) {
+		cr_assert(eq(ptr, k.kept[i]->parent, NULL));
+		char *x = xml_to_string(k.kept[i], NS_CLIENT);
+		cr_assert(eq(str, x, (char *)want[i]));
+		free(x);
+		struct xml *copy = xml_copy(k.kept[i]);
+		xml_free(k.kept[i]);
+		x = xml_to_string(copy, NS_CLIENT);
+		cr_assert(eq(str, x, (char *)want[i]));
+		free(x);
+		xml_free(copy);
+	}
+}
+
+/* Moving arena nodes into heap trees and heap nodes into arena trees. */
+static void mix_trees(void *ud, struct xml *s)
+{
+	struct xml **out = ud;
+	struct xml *heap = xml_new("wrap", NULL);
+	struct xml *body = xml_child(s, "body", NULL);
+	xml_append(heap, body);		/* arena node into a heap tree */
+	struct xml *h = xml_new("h", NULL);
+	xml_add_text(h, "heap", 4);
+	xml_append(s, h);		/* heap node into the arena tree */
+	xml_append(s, xml_copy(heap));	/* and a heap copy of the mix */
+	*out = heap;
+}
+
+static const struct reader_cb mix_cb = {
+	.stanza = mix_trees,
+};
+
+Test(reader, arena_and_heap_nodes_mix)
+{
+	struct xml *heap[3] = { NULL };
+	struct xml *cur = NULL;
+	struct reader *r = reader_new(&mix_cb, &cur, NULL);
+	const char *s = HEADER "<message><body>b1</body></message>";
+	cr_assert(reader_feed(r, s, strlen(s)));
+	heap[0] = cur;
+	const char *more = "<message><body>b2</body></message>";
+	cr_assert(reader_feed(r, more, strlen(more)));
+	heap[1] = cur;
+	cr_assert(reader_feed(r, more, strlen(more)));
+	heap[2] = cur;
+	reader_free(r);
+	char *x = xml_to_string(heap[0], NS_CLIENT);
+	cr_assert(eq(str, x, "<wrap><body>b1</body></wrap>"));
+	free(x);
+	for (int i = 0; i < 3; i++) {
+		xml_free(heap[i]);
+	}
+}
