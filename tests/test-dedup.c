@@ -56,3 +56,34 @@ Test(dedup, many_keys_with_collisions_in_buckets)
 	}
 	dedup_finish(&d);
 }
+
+/* Keys longer than a slot holds are kept on the heap, and evicted (and
+ * freed) in their turn like short ones; lengths around the slot size. */
+Test(dedup, long_keys_are_kept_whole)
+{
+	struct dedup d;
+	dedup_init(&d, 8);
+	char key[200];
+	memset(key, 'k', sizeof(key));
+	for (size_t len = 30; len < 50; len++) {
+		key[0] = (char)('a' + len % 26);
+		cr_assert(dedup_add(&d, key, len), "len %zu", len);
+		cr_assert(not(dedup_add(&d, key, len)), "len %zu", len);
+	}
+	/* 50-byte keys that differ only in their last byte */
+	for (int i = 0; i < 8; i++) {
+		key[49] = (char)('0' + i);
+		cr_assert(dedup_add(&d, key, 50));
+	}
+	for (int i = 0; i < 8; i++) {
+		key[49] = (char)('0' + i);
+		cr_assert(not(dedup_add(&d, key, 50)));
+	}
+	key[49] = '9';
+	cr_assert(dedup_add(&d, key, 50));	/* evicts '0' */
+	key[49] = '0';
+	cr_assert(dedup_add(&d, key, 50));
+	cr_assert(dedup_add(&d, key, 200));
+	cr_assert(not(dedup_add(&d, key, 200)));
+	dedup_finish(&d);
+}
