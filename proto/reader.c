@@ -39,6 +39,7 @@
  * (8 s of CPU for one 1 MiB tag); these bounds keep that small. */
 #define MAX_ATTRS 256
 #define MAX_NS_IN_SCOPE 128
+#define NAME_CACHE 64	/* names remembered, a power of two */
 
 /* Where the lexer is in the markup. */
 enum lex_state {
@@ -49,6 +50,20 @@ enum lex_state {
 	LEX_BANG,	/* after "<!", matching "[CDATA[" */
 	LEX_CDATA,	/* inside a CDATA section */
 	LEX_OFF,	/* comment or DTD: libxml2 refuses it anyway */
+};
+
+/*
+ * libxml2 hands every element and attribute name and namespace URI as a
+ * string of its parser's dictionary: one pointer per distinct string for
+ * the parser's whole life. A small cache keyed by that pointer remembers
+ * its length and, for the names and namespaces common in XMPP, a static
+ * copy the tree can point to instead of a copy in the arena (static
+ * strings outlive any tree). It is emptied with each new parser.
+ */
+struct name {
+	const xmlChar *key;	/* libxml2's string; NULL: empty entry */
+	const char *common;	/* its static twin, or NULL */
+	size_t len;
 };
 
 /*
@@ -86,6 +101,7 @@ struct reader {
 	unsigned *ns_counts;	/* declarations made at each open level */
 	size_t ns_cap;
 	unsigned ns_total;	/* declarations in scope */
+	struct name names[NAME_CACHE];
 };
 
 static size_t lex_text(struct lexer *lx, const char *p, size_t i, size_t len)
@@ -109,10 +125,18 @@ static size_t lex_lt(struct lexer *lx, const char *p, size_t i)
 	return i;
 }
 
+/* The bytes lex_tag stops at. */
+static const bool tag_stop[256] = {
+	['"'] = true, ['\''] = true, ['>'] = true, ['='] = true,
+};
+
 /* Stops at the '=' of one attribute too many, leaving state as is. */
 static size_t lex_tag(struct lexer *lx, const char *p, size_t i, size_t len)
 {
 	for (; i < len; i++) {
+		if (!tag_stop[(unsigned char)p[i]]) {
+			continue;
+		}
 		if (p[i] == '"' || p[i] == '\'') {
 			lx->state = LEX_QUOTE;
 			lx->quote = p[i];
@@ -330,6 +354,60 @@ static void on_cdata(void *ud, const xmlChar *s, int len)
 	on_text(ud, s, len);
 }
 
+/* Names, attribute names and namespaces common in XMPP stanzas. */
+static const char *const common_names[] = {
+	"message", "body", "iq", "presence", "from", "to", "id", "type",
+	"query", "item", "x", "show", "status", "priority", "thread",
+	"subject", "delay", "stamp", "error", "text", "origin-id",
+	"stanza-id", "by", "active", "composing", "paused", "request",
+	"received", "markable", "displayed", "result", "forwarded", "sent",
+	"c", "node", "ver", "hash", "jid", "name", "subscription", "ask",
+	"code", "role", "affiliation", "queryid", "nick", "lang",
+	NS_CLIENT, NS_STANZA_ERRORS, NS_SM, NS_XML, NS_PING, NS_DISCO_INFO,
+	NS_ROSTER, NS_DELAY, NS_SID, NS_RECEIPTS, NS_CHATSTATES, NS_CARBONS,
+	NS_FORWARD, NS_HINTS, NS_CORRECT, NS_CAPS, NS_MUC, NS_MUC_USER,
+	NS_MAM, NS_RSM,
+};
+
+static const char *find_common(const char *s)
+{
+	for (size_t i = 0; i < sizeof(common_names) / sizeof(*common_names);
+			i++) {
+		if (strcmp(common_names[i], s) == 0) {
+			return common_names[i];
+		}
+	}
+	return NULL;
+}
+
+/* The cache entry of libxml2's string s, filled on a miss. */
+static const struct name *lookup_name(struct reader *r, const xmlChar *s)
+{
+	uint64_t h = (uint64_t)(uintptr_t)s * 0x9e3779b97f4a7c15ULL;
+	struct name *e = &r->names[h >> 58];	/* NAME_CACHE is 2^6 */
+	if (e->key != s) {
+		e->key = s;
+		e->len = strlen((const char *)s);
+		e->common = find_common((const char *)s);
+	}
+	return e;
+}
+
+/* Name s as the tree keeps it: static if common, else in the arena. */
+static char *tree_name(struct reader *r, const xmlChar *s)
+{
+	const struct name *e = lookup_name(r, s);
+	if (e->common != NULL) {
+		return (char *)e->common;
+	}
+	return xml_arena_strndup(r->arena, (const char *)s, e->len);
+}
+
+static void forget_names(struct reader *r)
+{
+	memset(r->names, 0, sizeof(r->names));
+}
+
 /* With options 0 libxml2 hands "&amp;" (and "&#38;") in attribute values,
  * namespace URIs included, on as "&#38;"; a raw "&" cannot occur there,
  * so every "&" starts one. Returns a new string in the arena. */
@@ -350,30 +428,37 @@ static char *decode_amp(struct xml_arena *a, const xmlChar *v, size_t len)
 	return out;
 }
 
-static char *decode_uri(struct xml_arena *a, const xmlChar *uri)
+static char *decode_uri(struct reader *r, const xmlChar *uri)
 {
 	if (uri == NULL) {
-		return xml_arena_strndup(a, "", 0);
+		return "";
 	}
-	return decode_amp(a, uri, strlen((const char *)uri));
+	const struct name *e = lookup_name(r, uri);
+	if (e->common != NULL) {
+		return (char *)e->common;	/* holds no "&" */
+	}
+	return decode_amp(r->arena, uri, e->len);
 }
 
 /* Stores attribute i of a SAX2 attribute array (5-tuples: localname,
  * prefix, URI, value, value end) under its local name, or "xml:" + name
  * in the XML namespace. Other namespaced attributes are dropped: the tree
  * keeps unprefixed names only. */
-static void add_attr(struct xml *x, const xmlChar **a)
+static void add_attr(struct reader *r, struct xml *x, const xmlChar **a)
 {
 	const char *uri = (const char *)a[2];
-	const char *local = (const char *)a[0];
-	size_t n = strlen(local);
 	char *name;
 	if (uri == NULL) {
-		name = xml_arena_strndup(x->arena, local, n);
+		name = tree_name(r, a[0]);
 	} else if (strcmp(uri, NS_XML) == 0) {
-		name = xml_arena_alloc(x->arena, n + 5);
-		memcpy(name, "xml:", 4);
-		memcpy(name + 4, local, n + 1);
+		const struct name *e = lookup_name(r, a[0]);
+		if (e->common != NULL && strcmp(e->common, "lang") == 0) {
+			name = "xml:lang";
+		} else {
+			name = xml_arena_alloc(x->arena, e->len + 5);
+			memcpy(name, "xml:", 4);
+			memcpy(name + 4, a[0], e->len + 1);
+		}
 	} else {
 		return;
 	}
@@ -383,32 +468,31 @@ static void add_attr(struct xml *x, const xmlChar **a)
 	x->nattrs++;
 }
 
-static size_t attr_bytes(const xmlChar **a)
+static size_t attr_bytes(struct reader *r, const xmlChar **a)
 {
-	return strlen((const char *)a[0]) + (size_t)(a[4] - a[3]);
+	return lookup_name(r, a[0])->len + (size_t)(a[4] - a[3]);
 }
 
 static struct xml *new_element(struct reader *r, const xmlChar *name,
 	const xmlChar *uri, int nattrs, const xmlChar **attrs)
 {
-	size_t n = strlen((const char *)name);
-	n += uri != NULL ? strlen((const char *)uri) : 0;
+	size_t n = lookup_name(r, name)->len;
+	n += uri != NULL ? lookup_name(r, uri)->len : 0;
 	for (int i = 0; i < nattrs; i++) {
-		n += attr_bytes(attrs + 5 * i);
+		n += attr_bytes(r, attrs + 5 * i);
 	}
 	if (!add_bytes(r, n)) {
 		return NULL;
 	}
 	struct xml_arena *a = r->arena;
-	char *local = xml_arena_strndup(a, (const char *)name,
-		strlen((const char *)name));
-	struct xml *x = xml_arena_element(a, local, decode_uri(a, uri));
+	struct xml *x = xml_arena_element(a, tree_name(r, name),
+		decode_uri(r, uri));
 	if (nattrs > 0) {
 		x->attrs = xml_arena_alloc(a, (size_t)nattrs * sizeof(*x->attrs));
 		x->attrcap = (size_t)nattrs;
 	}
 	for (int i = 0; i < nattrs; i++) {
-		add_attr(x, attrs + 5 * i);
+		add_attr(r, x, attrs + 5 * i);
 	}
 	return x;
 }
@@ -433,7 +517,7 @@ static void open_stream(struct reader *r, const xmlChar *name,
 	}
 	for (int i = 0; i < nns; i++) {
 		if (ns[2 * i] == NULL && ns[2 * i + 1] != NULL) {
-			xml_set_attr(h, "xmlns", decode_uri(r->arena, ns[2 * i + 1]));
+			xml_set_attr(h, "xmlns", decode_uri(r, ns[2 * i + 1]));
 		}
 	}
 	r->stanza_bytes = 0;
@@ -659,6 +743,7 @@ static void start_parser(struct reader *r)
 		abort();	/* only fails when out of memory */
 	}
 	xmlCtxtUseOptions(r->ctxt, XML_PARSE_NONET);
+	forget_names(r);
 	r->fed = 0;
 	r->mark = 0;
 }

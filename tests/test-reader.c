@@ -1252,3 +1252,28 @@ Test(reader, arena_and_heap_nodes_mix)
 		xml_free(heap[i]);
 	}
 }
+
+/* Names are remembered by libxml2's string pointers in a small cache:
+ * many distinct names (more than it holds), common and uncommon, the
+ * XML namespace's attributes, each stanza checked whole. */
+Test(reader, many_distinct_names_are_kept_apart)
+{
+	struct buf in, want;
+	buf_init(&in);
+	buf_init(&want);
+	buf_puts(&in, HEADER);
+	buf_puts(&want, "open version=1.0 xmlns=jabber:client\n");
+	for (int i = 0; i < 300; i++) {
+		buf_printf(&in, "<message id='%d' a%d='v' xml:lang='l%d' "
+			"xml:space='s'><n%d xmlns='urn:n%d'>t</n%d><body/></message>",
+			i, i, i, i % 97, i % 89, i % 97);
+		buf_printf(&want, "stanza <message id=\"%d\" a%d=\"v\" "
+			"xml:lang=\"l%d\" xml:space=\"s\"><n%d xmlns=\"urn:n%d\">t</n%d>"
+			"<body/></message>\n", i, i, i, i % 97, i % 89, i % 97);
+	}
+	char *log = log_of_split(in.data, in.len, in.len / 3);
+	cr_assert(eq(str, log, want.data));
+	free(log);
+	buf_finish(&in);
+	buf_finish(&want);
+}
