@@ -380,15 +380,23 @@ static const char *find_common(const char *s)
 	return NULL;
 }
 
+/* A miss, out of line so that a hit costs a few instructions. */
+static __attribute__((noinline)) void fill_name(struct name *e,
+	const xmlChar *s)
+{
+	e->key = s;
+	e->len = strlen((const char *)s);
+	e->common = find_common((const char *)s);
+}
+
 /* The cache entry of libxml2's string s, filled on a miss. */
-static const struct name *lookup_name(struct reader *r, const xmlChar *s)
+static inline const struct name *lookup_name(struct reader *r,
+	const xmlChar *s)
 {
 	uint64_t h = (uint64_t)(uintptr_t)s * 0x9e3779b97f4a7c15ULL;
 	struct name *e = &r->names[h >> 58];	/* NAME_CACHE is 2^6 */
 	if (e->key != s) {
-		e->key = s;
-		e->len = strlen((const char *)s);
-		e->common = find_common((const char *)s);
+		fill_name(e, s);
 	}
 	return e;
 }
