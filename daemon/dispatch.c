@@ -42,8 +42,9 @@ static const struct dispatch_row rows[] = {
 static bool matches(const struct dispatch_row *row, const struct xml *stanza,
 	const struct xml *child)
 {
-	if (strcmp(row->kind, stanza->name) != 0) {
-		return false;
+	if (row->kind[0] != stanza->name[0] ||
+			strcmp(row->kind, stanza->name) != 0) {
+		return false;	/* the first letters tell the three kinds apart */
 	}
 	if (row->ns == NULL) {
 		return true;
