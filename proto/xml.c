@@ -338,6 +338,25 @@ char *xml_to_string(const struct xml *x, const char *parent_ns)
 #define DEFAULT_BLOCK 4096
 #define MAX_BLOCK (64 * 1024)
 
+/* Under AddressSanitizer the free part of each block is poisoned, so a
+ * pointer kept into a stanza past its delivery (whose memory the next
+ * stanza reuses) is reported like a use after free. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_ASAN 1
+#endif
+#endif
+#ifdef ARENA_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 struct block {
 	struct block *next;
 	size_t size;
@@ -369,6 +388,7 @@ struct xml_arena *xml_arena_new(size_t size)
 	a->blocks = NULL;
 	a->refs = 1;
 	a->mixed = false;
+	POISON(a->first, size);
 	return a;
 }
 
@@ -408,6 +428,7 @@ bool xml_arena_rewind(struct xml_arena *a)
 	a->end = a->first + a->first_size;
 	a->next_size = a->first_size;
 	a->mixed = false;
+	POISON(a->first, a->first_size);
 	return true;
 }
 
@@ -427,6 +448,7 @@ static void add_block(struct xml_arena *a, size_t need)
 	a->blocks = b;
 	a->pos = (char *)(b + 1);
 	a->end = a->pos + size;
+	POISON(a->pos, size);
 }
 
 /* size bytes with no alignment (strings). */
@@ -437,6 +459,7 @@ static char *bytes(struct xml_arena *a, size_t size)
 	}
 	char *p = a->pos;
 	a->pos += size;
+	UNPOISON(p, size);
 	return p;
 }
 
@@ -450,6 +473,7 @@ void *xml_arena_alloc(struct xml_arena *a, size_t size)
 	}
 	char *p = a->pos + pad;
 	a->pos = p + size;
+	UNPOISON(p, size);
 	return p;
 }
 
@@ -468,6 +492,7 @@ static char *arena_grow(struct xml_arena *a, char *p, size_t old, size_t size)
 {
 	if (p + old == a->pos && (size_t)(a->end - p) >= size) {
 		a->pos = p + size;
+		UNPOISON(p, size);
 		return p;
 	}
 	char *n = bytes(a, size);
