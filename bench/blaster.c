@@ -28,6 +28,7 @@
  * Blocking sockets and one thread: while a batch is written nothing is
  * read, which a client that reads continuously never notices.
  */
+#define _GNU_SOURCE	/* ppoll */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -598,19 +599,24 @@ static bool read_commands(struct conn *c)
 
 /* ---- one connection ---- */
 
-static int wait_ms(const struct conn *c)
+/* How long poll may wait: NULL for ever. To the nanosecond, so that a
+ * rate run sleeps until its next message instead of spinning through the
+ * last millisecond (which took a core from xmppd and the reader). */
+static struct timespec *wait_for(const struct conn *c, struct timespec *ts)
 {
+	*ts = (struct timespec){ 0, 0 };
 	if (c->tls_up && gnutls_record_check_pending(c->tls) > 0) {
-		return 0;
+		return ts;
 	}
 	if (c->blast_left == 0) {
-		return -1;
-	}
-	if (c->interval_ns == 0) {
-		return 0;
+		return NULL;
 	}
 	uint64_t t = now_ns();
-	return c->next_at <= t ? 0 : (int)((c->next_at - t) / 1000000);
+	if (c->interval_ns != 0 && c->next_at > t) {
+		ts->tv_sec = (time_t)((c->next_at - t) / 1000000000u);
+		ts->tv_nsec = (long)((c->next_at - t) % 1000000000u);
+	}
+	return ts;
 }
 
 /* Serves one client; false when stdin says to stop. */
@@ -626,8 +632,8 @@ static bool serve(int fd)
 	}
 	while (!c.eof && go_on) {
 		struct pollfd p[2] = { { fd, POLLIN, 0 }, { 0, POLLIN, 0 } };
-		int ms = wait_ms(&c);
-		if (poll(p, 2, ms) < 0 && errno != EINTR) {
+		struct timespec ts;
+		if (ppoll(p, 2, wait_for(&c, &ts), NULL) < 0 && errno != EINTR) {
 			break;
 		}
 		bool pending = c.tls_up && gnutls_record_check_pending(c.tls) > 0;
