@@ -13,6 +13,7 @@
 #include "daemon/log.h"
 #include "daemon/state.h"
 #include "daemon/store.h"
+#include "daemon/store-ckpt.h"
 #include "proto/alloc.h"
 
 #define SEQ_BLOCK 10000		/* seqs reserved ahead in one write */
@@ -169,6 +170,7 @@ struct store {
 	void (*precommit)(void *ud);
 	void *precommit_ud;
 
+	struct store_ckpt *ckpt;	/* checkpoints off the loop thread */
 	uv_check_t committer;
 	uv_timer_t pruner;
 	int handles;		/* not yet closed */
@@ -728,6 +730,7 @@ struct store *store_open(uv_loop_t *loop, const struct config *cfg,
 		s->error = xstrdup("no state directory (set HOME or [store] path)");
 	} else if (open_db(s)) {
 		log_info("store: %s", s->path);
+		s->ckpt = store_ckpt_start(loop, s->db, s->path);
 		start_seq(s);
 		keys_build(s, 0);
 		prune(s);
@@ -796,6 +799,8 @@ void store_close(struct store *s)
 	for (int i = 0; i < NSTMTS; i++) {
 		sqlite3_finalize(s->stmts[i]);
 	}
+	store_ckpt_stop(s->ckpt);
+	s->ckpt = NULL;
 	if (s->wal_fd >= 0) {
 		close(s->wal_fd);
 		s->wal_fd = -1;
