@@ -142,8 +142,12 @@ struct transport {
 	char peer_pin[PIN_SIZE];	/* the server key's, "" until known */
 	char verify_error[512];	/* why the verify function said no */
 
-	char rbuf[READ_BUF_SIZE];
-	char plain[PLAIN_BUF_SIZE];
+	/* Allocated apart and not zeroed, so that only the pages a read
+	 * reached are resident: an idle daemon, or one without TLS (plain
+	 * stays NULL), does not carry 128 KiB it never touched. */
+	char *rbuf;		/* READ_BUF_SIZE */
+	char *plain;		/* PLAIN_BUF_SIZE, at the first TLS read */
+	size_t plain_used;	/* how far plain was ever written, to wipe */
 };
 
 static void try_next(struct transport *t);
@@ -191,7 +195,11 @@ static void release(struct transport *t)
 	}
 	buf_finish(&t->errors);
 	buf_finish(&t->in);
-	xwipe(t->plain, sizeof(t->plain));
+	if (t->plain != NULL) {
+		xwipe(t->plain, t->plain_used);
+		free(t->plain);
+	}
+	free(t->rbuf);
 	buf_finish(&t->out);
 	xwipe(t->early.data, t->early.len);
 	buf_finish(&t->early);
@@ -478,14 +486,20 @@ static bool recv_problem(struct transport *t, ssize_t r, size_t before)
 static void drain(struct transport *t)
 {
 	size_t have = 0;
+	if (t->plain == NULL) {
+		t->plain = xmalloc(PLAIN_BUF_SIZE);
+	}
 	for (;;) {
 		size_t before = t->in_off;
 		t->pull_empty = false;
 		ssize_t r = gnutls_record_recv(t->session, t->plain + have,
-			sizeof(t->plain) - have);
+			PLAIN_BUF_SIZE - have);
 		if (r > 0) {
 			have += (size_t)r;
-			if (sizeof(t->plain) - have >= MAX_RECORD) {
+			if (have > t->plain_used) {
+				t->plain_used = have;
+			}
+			if (PLAIN_BUF_SIZE - have >= MAX_RECORD) {
 				continue;
 			}
 		} else if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
@@ -550,7 +564,7 @@ static void read_failed(struct transport *t, ssize_t nread)
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
 	struct transport *t = h->data;
-	*b = uv_buf_init(t->rbuf, sizeof(t->rbuf));
+	*b = uv_buf_init(t->rbuf, READ_BUF_SIZE);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -1118,6 +1132,7 @@ struct transport *transport_new(uv_loop_t *loop,
 	void *ud)
 {
 	struct transport *t = xcalloc(1, sizeof(*t));
+	t->rbuf = xmalloc(READ_BUF_SIZE);
 	t->loop = loop;
 	t->cb = *cb;
 	t->ud = ud;

@@ -105,8 +105,10 @@ struct ipc {
 	size_t nbehind;			/* clients behind: back-pressure on */
 	unsigned long next_id;
 	struct sink sink;
-	char readbuf[64 * 1024];
-};
+	char *readbuf;			/* IPC_READ_BUF, not zeroed: only */
+};					/* what reads reached is resident */
+
+#define IPC_READ_BUF (64 * 1024)
 
 /* Queues len bytes (whole lines) for c: the one way out to a client.
  * Past ipc->max_output unwritten bytes (replies held back behind a

@@ -625,7 +625,7 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
 	struct ipc_client *c = h->data;
 	b->base = c->ipc->readbuf;
-	b->len = sizeof(c->ipc->readbuf);
+	b->len = IPC_READ_BUF;
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -790,6 +790,7 @@ static void ipc_maybe_done(struct ipc *ipc)
 	}
 	sink_finish(&ipc->sink);
 	free(ipc->path);
+	free(ipc->readbuf);
 	free(ipc);
 }
 
@@ -808,6 +809,7 @@ static struct ipc *ipc_alloc(uv_loop_t *loop, struct xmppd *x,
 	const struct config *cfg)
 {
 	struct ipc *ipc = xcalloc(1, sizeof(*ipc));
+	ipc->readbuf = xmalloc(IPC_READ_BUF);
 	ipc->loop = loop;
 	ipc->x = x;
 	ipc->fd = -1;
@@ -837,6 +839,7 @@ struct ipc *ipc_new(uv_loop_t *loop, struct xmppd *x, const struct config *cfg,
 	ipc->path = cfg->socket != NULL ? xstrdup(cfg->socket) : default_path();
 	if (create_socket(ipc, cause) < 0) {
 		free(ipc->path);
+		free(ipc->readbuf);
 		free(ipc);
 		return NULL;
 	}

@@ -107,7 +107,8 @@ static void ring_push(struct sink *s, struct sink_entry *e)
 		return;
 	}
 	if (s->ring == NULL) {
-		s->ring = xcalloc(s->max_events, sizeof(*s->ring));
+		/* not zeroed: only the slots used become resident */
+		s->ring = xmalloc(s->max_events * sizeof(*s->ring));
 	}
 	while (s->count == s->max_events || s->bytes + e->len > s->max_bytes) {
 		ring_evict(s);
