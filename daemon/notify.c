@@ -4,24 +4,12 @@
  * status changes all through the daemon's life); LISTEN_FDS and
  * LISTEN_PID are removed once read, so a password_command does not
  * believe it was given sockets.
- *
- * The protocols are small and stable (a datagram of KEY=VALUE lines to
- * $NOTIFY_SOCKET; descriptors from 3 on with LISTEN_PID and LISTEN_FDS),
- * so they are spoken here rather than through libsystemd, whose mapping
- * and its libraries (libgcrypt, libzstd, liblz4, libcap) cost about
- * 1 MiB of resident memory for four calls.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "build-config.h"
 #include "daemon/events.h"
@@ -29,43 +17,16 @@
 #include "daemon/notify.h"
 #include "proto/alloc.h"
 
+#if HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
 #define STATUS_MAX 256
-#define LISTEN_FDS_START 3
 
 #if HAVE_SYSTEMD
-/* sd_notify(0, state): 0 when there is no NOTIFY_SOCKET, else 1 or
- * -errno. A blocking send, as libsystemd's: systemd reads promptly. */
-static int sd_notify_state(const char *state)
-{
-	const char *e = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	size_t n = e != NULL ? strlen(e) : 0;
-	if (n == 0) {
-		return 0;
-	}
-	if ((e[0] != '/' && e[0] != '@') || n >= sizeof(a.sun_path)) {
-		return -EAFNOSUPPORT;
-	}
-	memcpy(a.sun_path, e, n);
-	if (e[0] == '@') {
-		a.sun_path[0] = '\0';	/* abstract */
-	}
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		return -errno;
-	}
-	struct iovec iov = { .iov_base = (void *)state, .iov_len = strlen(state) };
-	struct msghdr m = { .msg_name = &a, .msg_iov = &iov, .msg_iovlen = 1,
-		.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path)
-			+ n + (e[0] == '/')) };
-	int rc = sendmsg(fd, &m, MSG_NOSIGNAL) < 0 ? -errno : 1;
-	close(fd);
-	return rc;
-}
-
 static void send_state(const char *state)
 {
-	int rc = sd_notify_state(state);
+	int rc = sd_notify(0, state);
 	if (rc < 0) {
 		log_debug("sd_notify %s: %s", state, strerror(-rc));
 	}
@@ -176,100 +137,6 @@ bool notify_state_wanted(void *ud, const char *name)
 }
 
 #if HAVE_SYSTEMD
-/* The pid in variable name is ours, or it is unset: 1; else 0, or
- * -EINVAL if it is no number. */
-static int for_us(const char *name, bool unset_ok)
-{
-	const char *e = getenv(name);
-	if (e == NULL) {
-		return unset_ok ? 1 : 0;
-	}
-	char *end;
-	errno = 0;
-	unsigned long long pid = strtoull(e, &end, 10);
-	if (errno != 0 || end == e || *end != '\0' || pid == 0) {
-		return -EINVAL;
-	}
-	return pid == (unsigned long long)getpid();
-}
-
-/* sd_watchdog_enabled(0, usec). */
-static int watchdog_enabled(uint64_t *usec)
-{
-	const char *e = getenv("WATCHDOG_USEC");
-	if (e == NULL) {
-		return 0;
-	}
-	char *end;
-	errno = 0;
-	unsigned long long u = strtoull(e, &end, 10);
-	if (errno != 0 || end == e || *end != '\0' || u == 0) {
-		return -EINVAL;
-	}
-	int rc = for_us("WATCHDOG_PID", true);
-	if (rc <= 0) {
-		return rc;
-	}
-	*usec = u;
-	return 1;
-}
-
-/* sd_listen_fds(1): how many descriptors from 3 on are ours (made
- * close-on-exec), or -errno; the variables are removed either way. */
-static int listen_fds(void)
-{
-	int rc = for_us("LISTEN_PID", false);
-	const char *e = getenv("LISTEN_FDS");
-	if (rc > 0 && e != NULL) {
-		char *end;
-		errno = 0;
-		long n = strtol(e, &end, 10);
-		rc = errno != 0 || end == e || *end != '\0' || n < 0 ||
-			n > 1024 ? -EINVAL : (int)n;
-	} else if (rc > 0) {
-		rc = 0;
-	}
-	for (int fd = LISTEN_FDS_START; fd < LISTEN_FDS_START + rc; fd++) {
-		int flags = fcntl(fd, F_GETFD);
-		if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
-			rc = -errno;
-			break;
-		}
-	}
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
-	return rc;
-}
-
-/* sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0): 1 for a listening
- * AF_UNIX stream socket, 0 for anything else, or -errno. */
-static int is_listening_unix(int fd)
-{
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		return -errno;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		return 0;
-	}
-	int type = 0, acc = 0;
-	socklen_t len = sizeof(type);
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
-		return -errno;
-	}
-	len = sizeof(acc);
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0) {
-		return -errno;
-	}
-	struct sockaddr_storage ss;
-	len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-		return -errno;
-	}
-	return type == SOCK_STREAM && acc != 0 && ss.ss_family == AF_UNIX;
-}
-
 static void watchdog_cb(uv_timer_t *t)
 {
 	send_state("WATCHDOG=1");
@@ -278,7 +145,7 @@ static void watchdog_cb(uv_timer_t *t)
 bool notify_watchdog_start(uv_loop_t *loop, uv_timer_t *t)
 {
 	uint64_t usec = 0;
-	int rc = watchdog_enabled(&usec);
+	int rc = sd_watchdog_enabled(0, &usec);
 	if (rc < 0) {
 		log_warnx("systemd watchdog: %s; not pinging it", strerror(-rc));
 		return false;
@@ -300,7 +167,7 @@ bool notify_watchdog_start(uv_loop_t *loop, uv_timer_t *t)
 
 int notify_listen_fd(int *fd, char **cause)
 {
-	int n = listen_fds();
+	int n = sd_listen_fds(1);
 	if (n < 0) {
 		*cause = xasprintf("socket activation: %s", strerror(-n));
 		return -1;
@@ -313,14 +180,14 @@ int notify_listen_fd(int *fd, char **cause)
 			"serves exactly one (ListenStream= once)", n);
 		return -1;
 	}
-	int rc = is_listening_unix(LISTEN_FDS_START);
+	int rc = sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0);
 	if (rc <= 0) {
 		*cause = xasprintf("socket activation: the socket passed is not a "
 			"listening AF_UNIX stream socket%s%s", rc < 0 ? ": " : "",
 			rc < 0 ? strerror(-rc) : "");
 		return -1;
 	}
-	*fd = LISTEN_FDS_START;
+	*fd = SD_LISTEN_FDS_START;
 	return 1;
 }
 #else
