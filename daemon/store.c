@@ -19,8 +19,9 @@
 #define SEQ_BLOCK 10000		/* seqs reserved ahead in one write */
 #define PRUNE_MS (24 * 3600 * 1000)	/* retention pruning, daily */
 #define BUSY_MS 2000
-#define KEYS_MIN_BITS (1u << 16)	/* the Bloom filter's first size */
-#define KEYS_BITS_PER_KEY 16	/* at (re)building; rebuilt below 8 */
+#define KEYS_MIN_BITS ((size_t)1 << 16)	/* the Bloom filter: 8 KiB first, */
+#define KEYS_MAX_BITS ((size_t)1 << 23)	/* 1 MiB at most */
+#define KEYS_BITS_PER_KEY 12	/* at least, when built; rebuilt below 6 */
 #define KEYS_PROBES 4
 #define LOG_BATCH 16		/* log rows written by one INSERT */
 
@@ -995,14 +996,24 @@ static bool keys_scan(struct store *s, char kind, const char *sql)
 	return rc == SQLITE_DONE;
 }
 
-/* (Re)builds the filter from the log, sized for the keys it holds and
- * as many again; without it (it cannot be read) every key is asked. */
+/* Is the filter too full (past KEYS_BITS_PER_KEY / 2 bits per key:
+ * about 5% false positives with 4 probes) and still allowed to grow? */
+static bool keys_full(const struct store *s)
+{
+	return s->keys_added > s->keys_bits / (KEYS_BITS_PER_KEY / 2) &&
+		s->keys_bits < KEYS_MAX_BITS;
+}
+
+/* (Re)builds the filter from the log, with KEYS_BITS_PER_KEY bits or
+ * more per key it holds (expect: how many, roughly); without it (the
+ * log cannot be read) every key is asked. Past KEYS_MAX_BITS it fills
+ * up: more keys are asked for nothing, none is missed. */
 static void keys_build(struct store *s, size_t expect)
 {
 	free(s->keys);
 	s->keys = NULL;
 	size_t bits = KEYS_MIN_BITS;
-	while (bits / KEYS_BITS_PER_KEY < 2 * expect && bits < ((size_t)1 << 34)) {
+	while (bits / KEYS_BITS_PER_KEY < expect && bits < KEYS_MAX_BITS) {
 		bits *= 2;
 	}
 	s->keys_bits = bits;
@@ -1017,13 +1028,13 @@ static void keys_build(struct store *s, size_t expect)
 			db_error(s));
 		free(s->keys);
 		s->keys = NULL;
-	} else if (s->keys_added > bits / (KEYS_BITS_PER_KEY / 2)) {
+	} else if (keys_full(s)) {
 		keys_build(s, s->keys_added);	/* more than expected */
 	}
 }
 
-/* Adds a logged message's keys; a filter grown too full (more than one
- * key per KEYS_BITS_PER_KEY / 2 bits) is rebuilt twice as large. */
+/* Adds a logged message's keys; a filter grown too full is rebuilt
+ * (at least twice as large). */
 static void keys_add(struct store *s, const struct store_msg *m)
 {
 	if (s->keys == NULL) {
@@ -1035,7 +1046,7 @@ static void keys_add(struct store *s, const struct store_msg *m)
 	if (m->origin_key != NULL && m->origin_key[0] != '\0') {
 		keys_set(s, 'o', m->origin_key);
 	}
-	if (s->keys_added > s->keys_bits / (KEYS_BITS_PER_KEY / 2)) {
+	if (keys_full(s)) {
 		keys_build(s, s->keys_added);
 	}
 }
