@@ -19,6 +19,13 @@
 #define SEQ_BLOCK 10000		/* seqs reserved ahead in one write */
 #define PRUNE_MS (24 * 3600 * 1000)	/* retention pruning, daily */
 #define BUSY_MS 2000
+/* SQLite's page cache (its default is 2 MiB): appends to the log touch
+ * the right edge of each index and the dedup lookups are mostly spared
+ * by the Bloom filter, so a quarter of it keeps the same hit rate and
+ * 1.5 MiB less resident under a burst. */
+#define CACHE_KIB 512
+#define STR(x) STR_(x)
+#define STR_(x) #x
 #define KEYS_MIN_BITS ((size_t)1 << 16)	/* the Bloom filter: 8 KiB first, */
 #define KEYS_MAX_BITS ((size_t)1 << 23)	/* 1 MiB at most */
 #define KEYS_BITS_PER_KEY 12	/* at least, when built; rebuilt below 6 */
@@ -443,6 +450,7 @@ static bool open_db(struct store *s)
 	 * from its header. */
 	return exec_sql(s, "PRAGMA journal_mode = WAL;") &&
 		exec_sql(s, "PRAGMA synchronous = NORMAL") &&
+		exec_sql(s, "PRAGMA cache_size = -" STR(CACHE_KIB)) &&
 		exec_sql(s, "SELECT count(*) FROM sqlite_schema") &&
 		migrate(s) && prepare_all(s);
 }
