@@ -8,6 +8,10 @@
 #define CKPT_PAGES 1000		/* SQLite's own mark: the pool starts */
 #define CKPT_STEP 500		/* then again every so many new pages */
 #define CKPT_HARD_PAGES 8000	/* on the loop thread, to restart the log */
+/* The log file keeps the size it grew to unless told: after a burst it
+ * is cut back to this when it starts anew (once, not in steady use,
+ * where the pool's copies start it anew below 2,000 pages). */
+#define LOG_KEEP_BYTES "8388608"
 
 struct store_ckpt {
 	uv_loop_t *loop;
@@ -113,6 +117,8 @@ struct store_ckpt *store_ckpt_start(uv_loop_t *loop, sqlite3 *db,
 	c->db = db;
 	c->path = xstrdup(path);
 	c->work.data = c;
+	sqlite3_exec(db, "PRAGMA journal_size_limit = " LOG_KEEP_BYTES, NULL,
+		NULL, NULL);
 	sqlite3_wal_hook(db, wal_hook, c);
 	return c;
 }
