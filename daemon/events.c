@@ -270,9 +270,7 @@ bool events_write_str(struct events_writer *w, const char *key, const char *s)
 	if (s == NULL) {
 		return false;
 	}
-	size_t mark = put_key(w, key);
-	if (!jsonenc_string(w->out, s, strlen(s))) {
-		drop_member(w, mark);
+	if (!jsonenc_member_string(w->out, key, strlen(key), s, strlen(s))) {
 		return false;
 	}
 	if (key[0] == 'f' && strcmp(key, "from") == 0) {

@@ -22,6 +22,10 @@ bool jsonenc_event(struct buf *out, const char *name, uint64_t seq,
 /* Appends s (len bytes, NULs allowed) as a quoted, escaped JSON string;
  * false, and out unchanged, when s is not valid UTF-8. */
 bool jsonenc_string(struct buf *out, const char *s, size_t len);
+/* Appends ,"key":"s" (key klen bytes that need no escape, s len bytes);
+ * false, and out unchanged, when s is not valid UTF-8. */
+bool jsonenc_member_string(struct buf *out, const char *key, size_t klen,
+	const char *s, size_t len);
 /* Appends v in decimal, as jansson writes an integer. */
 void jsonenc_integer(struct buf *out, json_int_t v);
 /* Appends any value (string, number, object...); false, and out
