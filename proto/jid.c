@@ -527,39 +527,68 @@ static char *ascii_resource(const char *s, size_t n)
 	return xstrndup(s, n);
 }
 
-/* Plain LDH labels: a-z, 0-9, inner hyphens, no "--" (so no A-label). */
-static bool ascii_label(const char *s, size_t n)
+/* Is c one of RFC 7622's forbidden localpart characters "&'/:<>@? */
+static bool forbidden_in_local(char c)
 {
-	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-') {
+	switch (c) {
+	case '"': case '&': case '\'': case '/': case ':': case '<': case '>':
+	case '@':
+		return true;
+	default:
 		return false;
 	}
-	for (size_t i = 0; i < n; i++) {
-		bool ldh = (s[i] >= 'a' && s[i] <= 'z') ||
-			(s[i] >= '0' && s[i] <= '9') || s[i] == '-';
-		if (!ldh || (s[i] == '-' && s[i + 1] == '-')) {
-			return false;
+}
+
+/* What the fast paths accept, per byte (one lookup per character: the
+ * sender of every message goes through here). */
+#define CH_RESOURCE 1	/* printable ASCII or space */
+#define CH_LOCAL 2	/* printable ASCII, not forbidden in a localpart */
+#define CH_LDH 4	/* a-z, 0-9, '-' */
+static unsigned char char_class[256];
+
+static const unsigned char *classes(void)
+{
+	if (char_class['a'] == 0) {
+		for (int c = 0x20; c < 0x7f; c++) {
+			unsigned char k = CH_RESOURCE;
+			if (c > 0x20 && !forbidden_in_local((char)c)) {
+				k |= CH_LOCAL;
+			}
+			if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+					c == '-') {
+				k |= CH_LDH;
+			}
+			char_class[c] = k;
 		}
 	}
-	return true;
+	return char_class;
 }
 
 /* The length of the plain LDH domain s (n bytes) without its trailing
- * dot, or 0 when it is not one. */
+ * dot, or 0 when it is not one: labels of 1-63 of a-z, 0-9 and inner
+ * hyphens, no "--" (so no A-label). */
 static size_t ascii_domain_len(const char *s, size_t n)
 {
+	const unsigned char *k = classes();
 	if (n > 0 && s[n - 1] == '.') {
 		n--;
 	}
-	size_t start = 0;
-	for (size_t i = 0; i <= n; i++) {
-		if (i == n || s[i] == '.') {
-			if (!ascii_label(s + start, i - start)) {
+	size_t label = 0;
+	char prev = '.';
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '.') {
+			if (label == 0 || prev == '-') {
 				return 0;
 			}
-			start = i + 1;
+			label = 0;
+		} else if ((k[(unsigned char)c] & CH_LDH) == 0 ||
+				(c == '-' && (label == 0 || prev == '-')) || ++label > 63) {
+			return 0;
 		}
+		prev = c;
 	}
-	return n;
+	return label == 0 || prev == '-' ? 0 : n;
 }
 
 static char *ascii_domain(const char *s, size_t n)
@@ -759,33 +788,12 @@ static bool parse_parts(struct jid *j, const char *s, const char **err)
 		prep_resource(slash + 1, len - bare - 1, &j->resource, err);
 }
 
-/* Is c one of RFC 7622's forbidden localpart characters "&'/:<>@? */
-static bool forbidden_in_local(char c)
+/* Are the n bytes at s all of class k, and 1 to JID_PART_MAX of them? */
+static bool all_of(const char *s, size_t n, unsigned char k)
 {
-	switch (c) {
-	case '"': case '&': case '\'': case '/': case ':': case '<': case '>':
-	case '@':
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* Is s (n bytes) a localpart (resourcepart) the ASCII fast path takes? */
-static bool plain_local(const char *s, size_t n)
-{
+	const unsigned char *cls = classes();
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] < 0x21 || s[i] > 0x7e || forbidden_in_local(s[i])) {
-			return false;
-		}
-	}
-	return n > 0 && n <= JID_PART_MAX;
-}
-
-static bool plain_resource(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < 0x20 || s[i] > 0x7e) {
+		if ((cls[(unsigned char)s[i]] & k) == 0) {
 			return false;
 		}
 	}
@@ -804,8 +812,8 @@ static bool ascii_bare(const char *s, char *out, size_t cap)
 	size_t l = at != NULL ? (size_t)(at - s) : 0;
 	size_t dn = (size_t)(s + bare - dom);
 	size_t d = dn <= 253 ? ascii_domain_len(dom, dn) : 0;
-	if (d == 0 || (at != NULL && !plain_local(s, l)) || l + d + 2 > cap ||
-			(slash != NULL && !plain_resource(slash + 1, len - bare - 1))) {
+	if (d == 0 || (at != NULL && !all_of(s, l, CH_LOCAL)) || l + d + 2 > cap ||
+			(slash != NULL && !all_of(slash + 1, len - bare - 1, CH_RESOURCE))) {
 		return false;
 	}
 	for (size_t i = 0; i < l; i++) {
