@@ -820,9 +820,12 @@ static bool mediated_invite(const struct xml *stanza)
 {
 	const struct xml *xu = xml_child(stanza, "x", NS_MUC_USER);
 	const struct xml *inv = xu ? xml_child(xu, "invite", NULL) : NULL;
+	if (inv == NULL) {
+		return false;
+	}
 	const char *from = xml_attr(stanza, "from");
 	struct jid j;
-	if (inv == NULL || from == NULL || !jid_parse(&j, from, NULL)) {
+	if (from == NULL || !jid_parse(&j, from, NULL)) {
 		return false;
 	}
 	bool from_room = j.local != NULL && j.resource == NULL;
@@ -905,8 +908,12 @@ bool muc_handle_message(struct xmppd *x, const struct xml *stanza)
 	if (type != NULL && strcmp(type, "error") == 0) {
 		return false;
 	}
-	return mediated_invite(stanza) || direct_invite(stanza) ||
-		subject_change(x->muc, stanza);
+	/* Both kinds of invitation come in an <x/>, which most messages
+	 * lack: one look for it before two for each namespace. */
+	bool invite = xml_child(stanza, "x", NULL) != NULL &&
+		(mediated_invite(stanza) || direct_invite(stanza));
+	return invite || (type != NULL && strcmp(type, "groupchat") == 0 &&
+		subject_change(x->muc, stanza));
 }
 
 const char *muc_message_room(struct xmppd *x, const struct xml *stanza,
