@@ -301,14 +301,17 @@ static const char *error_condition(const struct xml *stanza, char **text)
  * a failed stream resumption repeats its origin-id (XEP-0359), or at
  * least its id; the key is that id with the sender's bare JID. Messages
  * with neither cannot be recognised and always pass. key_id gives that
- * id (NULL: none, or no sender) and whether it is an origin-id.
+ * id (NULL: none, or no sender), whether it is an origin-id, and the
+ * sender.
  */
-static const char *key_id(const struct xml *stanza, bool *origin)
+static const char *key_id(const struct xml *stanza, bool *origin,
+	const char **from)
 {
 	const struct xml *o = xml_child(stanza, "origin-id", NS_SID);
 	const char *id = o ? xml_attr(o, "id") : xml_attr(stanza, "id");
 	*origin = o != NULL;
-	if (id == NULL || id[0] == '\0' || xml_attr(stanza, "from") == NULL) {
+	*from = xml_attr(stanza, "from");
+	if (id == NULL || id[0] == '\0' || *from == NULL) {
 		return NULL;
 	}
 	return id;
@@ -407,10 +410,12 @@ static bool seen_before(struct xmppd *x, const struct xml *stanza,
 	const char *archive_id)
 {
 	bool origin;
-	const char *id = key_id(stanza, &origin);
+	const char *from;
+	const char *id = key_id(stanza, &origin, &from);
 	char b[BARE_ROOM];
 	char *heap = NULL;
-	const char *bare = id ? sender_bare(stanza, b, &heap) : NULL;
+	const char *bare = id ? jid_prep_bare_into(from, b, sizeof(b), &heap) :
+		NULL;
 	bool dup = bare != NULL && seen_sender_id(x, bare, origin, id);
 	if (archive_id != NULL && archive_id[0] != '\0') {
 		dup = seen_archive_id(x, archive_id) || dup;
@@ -594,12 +599,13 @@ static void handle_receipt(struct xmppd *x, const struct xml *m,
 static void answer_receipt(struct xmppd *x, const struct xml *m,
 	const char *type)
 {
+	if (strcmp(type, "groupchat") == 0 || strcmp(type, "error") == 0 ||
+			xml_child(m, "request", NS_RECEIPTS) == NULL) {
+		return;
+	}
 	const char *id = xml_attr(m, "id");
 	const char *from = xml_attr(m, "from");
-	if (id == NULL || from == NULL || strcmp(type, "groupchat") == 0 ||
-			strcmp(type, "error") == 0 ||
-			xml_child(m, "request", NS_RECEIPTS) == NULL ||
-			xml_child(m, "body", NS_CLIENT) == NULL) {
+	if (id == NULL || from == NULL || xml_child(m, "body", NS_CLIENT) == NULL) {
 		return;
 	}
 	if (!roster_shares_presence(x, from)) {
@@ -696,10 +702,12 @@ static bool from_own_account(const struct xmppd *x, const struct xml *stanza)
 	return own;
 }
 
-/* The members of a message event, in the order subscribers see them;
- * returns the "stanza_id" member. */
+/* The members of a message event, in the order subscribers see them
+ * (sid: the archive's id, or our server's stanza-id); returns the
+ * "stanza_id" member. */
 static const char *message_members(struct xmppd *x, const struct xml *m,
-	const char *type, const struct inbound *in, struct members *o)
+	const char *type, const struct inbound *in, const char *sid,
+	struct members *o)
 {
 	put_str(o, "from", xml_attr(m, "from"));
 	put_str(o, "to", xml_attr(m, "to"));
@@ -713,7 +721,6 @@ static const char *message_members(struct xmppd *x, const struct xml *m,
 	}
 	put_str(o, "lang", lang);
 	put_str(o, "msg_id", xml_attr(m, "id"));
-	const char *sid = in->archive_id ? in->archive_id : own_stanza_id(x, m);
 	sid = put_str(o, "stanza_id", sid) ? sid : NULL;
 	put_delay(o, m, in);
 	put_str(o, "carbon", in->carbon);
@@ -741,7 +748,8 @@ static json_t *message_json(struct xmppd *x, const struct xml *m,
 	const char *type, const struct inbound *in)
 {
 	struct members o = { .obj = json_object() };
-	message_members(x, m, type, in, &o);
+	message_members(x, m, type, in, in->archive_id ? in->archive_id :
+		own_stanza_id(x, m), &o);
 	return o.obj;
 }
 
@@ -764,7 +772,8 @@ static void log_inbound(struct xmppd *x, const struct xml *m,
 		peer = jid_prep_bare_into(to, pb, sizeof(pb), &pheap);
 	}
 	bool origin;
-	const char *id = key_id(m, &origin);
+	const char *from;
+	const char *id = key_id(m, &origin, &from);
 	struct key k;
 	struct store_msg sm = {
 		.seq = seq,
@@ -787,12 +796,12 @@ static void log_inbound(struct xmppd *x, const struct xml *m,
 
 /* The message event, written straight from the tree into its line. */
 static void publish_message(struct xmppd *x, const struct xml *m,
-	const char *type, const struct inbound *in)
+	const char *type, const struct inbound *in, const char *sid)
 {
 	struct events_writer w;
 	events_write_begin(&w, "message");
 	struct members o = { .w = &w };
-	const char *sid = message_members(x, m, type, in, &o);
+	sid = message_members(x, m, type, in, sid, &o);
 	uint64_t seq = events_write_publish(&w);
 	if (store_enabled(x->store)) {
 		log_inbound(x, m, type, seq, &w, sid);
@@ -814,7 +823,7 @@ static void handle_archived(struct xmppd *x, const struct xml *m,
 			in->archive_id);
 		return;
 	}
-	publish_message(x, m, type, in);
+	publish_message(x, m, type, in, in->archive_id);
 }
 
 /* Every message, direct, unwrapped from a carbon or from the archive,
@@ -854,7 +863,7 @@ static void handle_one(struct xmppd *x, const struct xml *m,
 		log_debug("no message event for a message without body or subject");
 		return;
 	}
-	publish_message(x, m, type, in);
+	publish_message(x, m, type, in, sid);
 }
 
 /* ---- carbons (XEP-0280) ---- */
@@ -941,7 +950,8 @@ char *message_event_line(struct xmppd *x, const struct xml *m,
 	struct events_writer w;
 	events_write_begin(&w, "message");
 	struct members o = { .w = &w };
-	message_members(x, m, type, &in, &o);
+	message_members(x, m, type, &in, archive_id ? archive_id :
+		own_stanza_id(x, m), &o);
 	size_t len;
 	const char *line = events_write_line(&w, seq, &len);
 	char *copy = xstrndup(line, len);
