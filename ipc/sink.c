@@ -161,14 +161,21 @@ static bool subscribed(const struct ipc *ipc, uint32_t bit)
 	return false;
 }
 
-static bool retained(const char *name)
+/* Is the event with this bit kept in the ring (all but not_retained
+ * and live_only, unknown names included)? */
+static bool retained(uint32_t bit)
 {
-	return strcmp(name, not_retained) != 0 && strcmp(name, live_only) != 0;
+	static uint32_t not_kept;
+	if (not_kept == 0) {
+		not_kept = event_bit(not_retained) | event_bit(live_only);
+	}
+	return (bit & not_kept) == 0;
 }
 
 static bool wants_cb(void *ud, const char *name)
 {
-	return retained(name) || subscribed(ud, event_bit(name));
+	uint32_t bit = event_bit(name);
+	return retained(bit) || subscribed(ud, bit);
 }
 
 /* A "stanza" event passes c's namespace filter if it has none, or if
@@ -214,8 +221,8 @@ static void entry_fill(struct sink_entry *e, const char *line, size_t len,
 static void sink_cb(void *ud, const struct events_event *ev)
 {
 	struct ipc *ipc = ud;
-	bool keep = retained(ev->name);
 	struct sink_entry e = { .seq = ev->seq, .bit = event_bit(ev->name) };
+	bool keep = retained(e.bit);
 	if (!keep && !subscribed(ipc, e.bit)) {
 		return;
 	}
