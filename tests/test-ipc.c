@@ -1676,17 +1676,17 @@ Test(ipc_json, encodes_like_jansson)
 	encode_like_jansson(json_string("top-level strings are refused"));
 }
 
-/* Every length around the eight-byte steps, with an escape, a
+/* Every length around the 8- and 16-byte steps, with an escape, a
  * multi-byte character or neither at each place (plain tails are
  * copied as a whole word). */
 Test(ipc_json, string_lengths_like_jansson)
 {
 	static const char *const odd[] = { "\"", "\n", "\x01", "\xc3\xa9",
 		"\xf0\x9f\x98\x80", "x" };
-	for (size_t n = 0; n < 26; n++) {
+	for (size_t n = 0; n < 41; n++) {
 		for (size_t k = 0; k <= n; k++) {
 			for (size_t j = 0; j < sizeof(odd) / sizeof(odd[0]); j++) {
-				char s[64];
+				char s[80];
 				memset(s, 'a', n);
 				s[n] = '\0';
 				size_t o = strlen(odd[j]);
