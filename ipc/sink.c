@@ -73,18 +73,76 @@ void sink_init(struct sink *s, uint64_t last_seq, size_t max_output)
 	s->dropped_upto = last_seq;
 }
 
-static void entry_finish(struct sink_entry *e)
+/* Memory for retained lines, handed out in order and given back when
+ * its last line is evicted (evictions come in the same order). */
+#define CHUNK_SIZE (16 * 1024)
+
+struct sink_chunk {
+	struct sink_chunk *next;
+	size_t used;
+	size_t size;
+	size_t live;		/* lines in it still retained */
+	char data[];
+};
+
+/* n bytes for a line of the ring, in the newest chunk or a new one. */
+static char *chunk_alloc(struct sink *s, size_t n, struct sink_chunk **where)
 {
-	free(e->line);		/* e->from lives in the same block */
+	struct sink_chunk *c = s->last;
+	if (c == NULL || c->size - c->used < n) {
+		size_t size = n > CHUNK_SIZE ? n : CHUNK_SIZE;
+		c = xmalloc(sizeof(*c) + size);
+		*c = (struct sink_chunk){ .size = size };
+		if (s->last != NULL) {
+			s->last->next = c;
+		} else {
+			s->chunks = c;
+		}
+		s->last = c;
+	}
+	char *p = c->data + c->used;
+	c->used += n;
+	c->live++;
+	*where = c;
+	return p;
+}
+
+static void chunk_release(struct sink *s, struct sink_chunk *c)
+{
+	if (--c->live > 0) {
+		return;
+	}
+	if (c == s->last) {
+		c->used = 0;		/* empty: start it over */
+		return;
+	}
+	struct sink_chunk **pp = &s->chunks;
+	while (*pp != c) {
+		pp = &(*pp)->next;
+	}
+	*pp = c->next;
+	free(c);
+}
+
+static void entry_finish(struct sink *s, struct sink_entry *e)
+{
+	if (e->chunk != NULL) {
+		chunk_release(s, e->chunk);
+	}
 	free(e->from_bare);
 }
 
 void sink_finish(struct sink *s)
 {
 	for (size_t i = 0; i < s->count; i++) {
-		entry_finish(&s->ring[(s->head + i) % s->max_events]);
+		entry_finish(s, &s->ring[(s->head + i) % s->max_events]);
 	}
 	free(s->ring);
+	while (s->chunks != NULL) {
+		struct sink_chunk *c = s->chunks;
+		s->chunks = c->next;
+		free(c);
+	}
 	memset(s, 0, sizeof(*s));
 }
 
@@ -93,7 +151,7 @@ static void ring_evict(struct sink *s)
 	struct sink_entry *e = &s->ring[s->head];
 	s->dropped_upto = e->seq;
 	s->bytes -= e->len;
-	entry_finish(e);
+	entry_finish(s, e);
 	s->head = (s->head + 1) % s->max_events;
 	s->count--;
 }
@@ -103,7 +161,7 @@ static void ring_push(struct sink *s, struct sink_entry *e)
 {
 	if (s->max_events == 0 || e->len > s->max_bytes) {
 		s->dropped_upto = e->seq;
-		entry_finish(e);
+		entry_finish(s, e);
 		return;
 	}
 	if (s->ring == NULL) {
@@ -201,13 +259,12 @@ static bool ns_matches(const struct ipc_client *c, const struct events_event *ev
 	return false;
 }
 
-/* The entry's line and its "from" in one allocation (entry_finish frees
- * the line only). */
-static void entry_fill(struct sink_entry *e, const char *line, size_t len,
-	const char *from)
+/* The entry's line and its "from" copied into the ring's memory. */
+static void entry_fill(struct sink *s, struct sink_entry *e, const char *line,
+	size_t len, const char *from)
 {
 	size_t flen = from != NULL ? strlen(from) + 1 : 0;
-	e->line = xmalloc(len + 1 + flen);
+	e->line = chunk_alloc(s, len + 1 + flen, &e->chunk);
 	memcpy(e->line, line, len);
 	e->line[len] = '\0';
 	e->len = len;
@@ -233,7 +290,14 @@ static void sink_cb(void *ud, const struct events_event *ev)
 			(uintmax_t)ev->seq);
 		return;
 	}
-	entry_fill(&e, line, len, ev->from);
+	if (keep) {
+		entry_fill(&ipc->sink, &e, line, len, ev->from);
+	} else {
+		/* live only: the event's own line and from will do */
+		e.line = (char *)line;
+		e.len = len;
+		e.from = (char *)ev->from;
+	}
 	for (struct ipc_client *c = ipc->clients; c != NULL; c = c->next) {
 		if (listening(c) && matches(c, &e) && ns_matches(c, ev)) {
 			ipc_client_write(c, e.line, e.len);
@@ -242,7 +306,7 @@ static void sink_cb(void *ud, const struct events_event *ev)
 	if (keep) {
 		ring_push(&ipc->sink, &e);
 	} else {
-		entry_finish(&e);
+		entry_finish(&ipc->sink, &e);
 	}
 }
 

@@ -10,6 +10,8 @@
  * retained in the ring, at most max_events of them and max_bytes of
  * encoded lines; evicting one records its seq in dropped_upto, so a
  * replay can tell the client that part of what it asked for is gone.
+ * The lines live in chunks of 16 KiB taken in turn (no malloc per
+ * event); a chunk goes once none of its lines is retained.
  */
 #ifndef XMPPD_IPC_SINK_H
 #define XMPPD_IPC_SINK_H
@@ -24,18 +26,23 @@ struct ipc_client;
 
 #define SINK_OTHER (1u << 31)
 
+struct sink_chunk;
+
 struct sink_entry {
 	uint64_t seq;
 	uint32_t bit;		/* the event name's subscription bit */
 	char *line;		/* encoded, '\n'-terminated */
 	size_t len;
-	char *from;		/* the event's "from" (in line's block), or NULL */
+	char *from;		/* the event's "from" (after line), or NULL */
 	char *from_bare;	/* its prepared bare JID, filled on first use */
 	bool bare_done;
+	struct sink_chunk *chunk;	/* where line lives */
 };
 
 struct sink {
 	struct sink_entry *ring;	/* max_events slots, allocated on first use */
+	struct sink_chunk *chunks;	/* the lines' memory, oldest first */
+	struct sink_chunk *last;	/* where new lines go */
 	size_t head;			/* index of the oldest entry */
 	size_t count;
 	size_t bytes;			/* sum of retained line lengths */

@@ -1277,6 +1277,42 @@ Test(ipc, subscribe_since_reports_a_gap)
 	json_decref(r);
 }
 
+/* The ring's lines live in shared chunks: after many evictions, some
+ * lines bigger than a chunk, the retained ones come back whole, and
+ * their senders still filter. */
+Test(ipc, ring_lines_survive_chunk_turnover)
+{
+	ipc->sink.max_events = 40;
+	static char body[20000];
+	for (int i = 0; i < 300; i++) {
+		size_t n = i % 9 == 0 ? 17000 + (size_t)i : (size_t)(i * 37) % 300 + 1;
+		memset(body, 'a' + i % 26, n);
+		body[n] = '\0';
+		publish("message", i % 2 ? "bob@example.org/x" : "carol@example.org/y",
+			body);
+	}
+	struct tc *t = client();
+	tc_send(t, "{\"cmd\":\"subscribe\",\"id\":1,\"events\":[\"message\"],"
+		"\"since\":100,\"from\":\"bob@example.org\"}\n");
+	for (int i = 260; i < 300; i++) {
+		if (i % 2 == 0) {
+			continue;
+		}
+		json_t *ev = tc_json(t);
+		cr_assert(eq(i64, jint(ev, "seq"), FIRST_SEQ + 1 + i));
+		const char *b = jstr(ev, "body");
+		size_t n = i % 9 == 0 ? 17000 + (size_t)i : (size_t)(i * 37) % 300 + 1;
+		cr_assert(eq(sz, strlen(b), n));
+		cr_assert(eq(chr, b[0], 'a' + i % 26));
+		cr_assert(eq(chr, b[n - 1], 'a' + i % 26));
+		json_decref(ev);
+	}
+	json_t *r = tc_json(t);
+	assert_ok(r);
+	cr_assert(is_true(json_object_get(r, "gap")));
+	json_decref(r);
+}
+
 Test(ipc, subscribe_since_before_startup_is_a_gap)
 {
 	struct tc *t = client();
