@@ -4,9 +4,10 @@
  * Depth counts open elements: the stream root is level 0, a stanza opens
  * at level 1, and the stanza's tree is built while the level is >= 1 and
  * handed up when its end tag (level 1) arrives, inside the reader_feed()
- * that fed that tag's last byte. Character data arrives in pieces; it is
- * collected in `text` and flushed into the tree at the next tag, so long
- * text costs amortized O(1) per byte.
+ * that fed that tag's last byte. The tree lives in the reader's arena
+ * (proto/xml.h), reused from stanza to stanza. Character data arrives in
+ * pieces; consecutive pieces are appended to one text node, in place in
+ * the arena, so long text costs amortized O(1) per byte.
  *
  * Two bounds guard a stanza: the bytes of names, attributes and text it
  * holds (counted in the callbacks), and the raw bytes fed since the last
@@ -94,7 +95,6 @@ struct reader {
 	struct xml *stanza;	/* the stanza being built */
 	struct xml *cur;	/* its innermost open element */
 	size_t stanza_bytes;	/* names, attributes and text so far */
-	struct buf text;	/* character data not yet in the tree */
 	long long fed;		/* bytes given to this parser */
 	long long mark;		/* where the current stanza may begin */
 	struct lexer lex;
@@ -290,14 +290,6 @@ static void set_mark(struct reader *r)
 	r->mark = pos >= 0 ? pos : r->fed;
 }
 
-static void flush_text(struct reader *r)
-{
-	if (r->text.len > 0 && r->cur != NULL) {
-		xml_add_text(r->cur, r->text.data, r->text.len);
-	}
-	buf_reset(&r->text);
-}
-
 static bool is_space(const xmlChar *s, int len)
 {
 	for (int i = 0; i < len; i++) {
@@ -323,7 +315,7 @@ static void on_text(void *ud, const xmlChar *s, int len)
 		return;
 	}
 	if (add_bytes(r, (size_t)len)) {
-		buf_append(&r->text, s, (size_t)len);
+		xml_add_text(r->cur, (const char *)s, (size_t)len);
 	}
 }
 
@@ -581,7 +573,6 @@ static void on_start(void *ud, const xmlChar *name, const xmlChar *prefix,
 		fail(r, "bad-format", "element in the XML namespace");
 		return;
 	}
-	flush_text(r);
 	struct xml *x = new_element(r, name, uri, nattrs, attrs);
 	if (x == NULL) {
 		return;
@@ -631,7 +622,6 @@ static void on_end(void *ud, const xmlChar *name, const xmlChar *prefix,
 		}
 		return;
 	}
-	flush_text(r);
 	if (level == 1) {
 		deliver(r);
 	} else {
@@ -773,7 +763,6 @@ static void drop_parser(struct reader *r)
 	memset(&r->lex, 0, sizeof(r->lex));
 	r->stopped = false;
 	r->restart = false;
-	buf_reset(&r->text);
 }
 
 /* A new reader; cb must outlive it, limits may be NULL. */
@@ -791,7 +780,6 @@ struct reader *reader_new(const struct reader_cb *cb, void *ud,
 	if (limits != NULL && limits->max_depth > 0) {
 		r->max_depth = limits->max_depth;
 	}
-	buf_init(&r->text);
 	r->arena = xml_arena_new(0);
 	return r;
 }
@@ -804,7 +792,6 @@ void reader_free(struct reader *r)
 	}
 	drop_parser(r);
 	xml_arena_release(r->arena);
-	buf_finish(&r->text);
 	free(r->ns_counts);
 	free(r->errtext);
 	free(r);

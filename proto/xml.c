@@ -487,13 +487,17 @@ char *xml_arena_strndup(struct xml_arena *a, const char *s, size_t len)
 }
 
 /* p (old bytes, in a) grown to size bytes: in place when it is the last
- * allocation and the block has room, else copied. */
+ * allocation and the block has room, else copied to a block with room
+ * for as much again, so text grown piece by piece costs O(1) per byte. */
 static char *arena_grow(struct xml_arena *a, char *p, size_t old, size_t size)
 {
 	if (p + old == a->pos && (size_t)(a->end - p) >= size) {
 		a->pos = p + size;
 		UNPOISON(p, size);
 		return p;
+	}
+	if ((size_t)(a->end - a->pos) < size) {
+		add_block(a, 2 * size);	/* room to grow in place next time */
 	}
 	char *n = bytes(a, size);
 	memcpy(n, p, old);
