@@ -707,6 +707,9 @@ struct xml *xml_copy(const struct xml *x)
  * an inline loop costs less than the call (most differ at once). */
 static bool same(const char *a, const char *b)
 {
+	if (a == b) {
+		return true;	/* the reader's static names, merged literals */
+	}
 	while (*a == *b) {
 		if (*a == '\0') {
 			return true;
