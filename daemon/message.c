@@ -41,12 +41,79 @@ static const char *const chat_states[] = {
 /* Stack room for a prepared bare JID (longer ones go to the heap). */
 #define BARE_ROOM 256
 
+/* The attributes of a message its handling reads, found in one pass
+ * over them (xml_attr searches the list for each, and the same ones are
+ * wanted several times). */
+struct msg_attrs {
+	const char *from;
+	const char *to;
+	const char *type;
+	const char *id;
+	const char *lang;		/* xml:lang */
+};
+
 /* How an arriving message reached us. */
 struct inbound {
 	const char *carbon;		/* NULL, "received" or "sent" */
 	const struct xml *forwarded;	/* the carbon's <forwarded/> */
 	const char *archive_id;		/* from the archive: its id, else NULL */
+	struct msg_attrs a;		/* the message's (see read_attrs) */
 };
+
+/* Sets *slot to value unless an earlier attribute of that name did (the
+ * first wins, as in xml_attr). */
+static void first(const char **slot, const char *value)
+{
+	if (*slot == NULL) {
+		*slot = value;
+	}
+}
+
+/* Is n the literal lit? Inline: names are short and most differ at once. */
+static bool named(const char *n, const char *lit)
+{
+	while (*lit != '\0' && *n == *lit) {
+		n++;
+		lit++;
+	}
+	return *n == *lit;
+}
+
+/* Fills a from m's attributes, as xml_attr would find each. */
+static void read_attrs(const struct xml *m, struct msg_attrs *a)
+{
+	*a = (struct msg_attrs){ 0 };
+	for (size_t i = 0; i < m->nattrs; i++) {
+		const char *n = m->attrs[i].name;
+		const char *v = m->attrs[i].value;
+		switch (n[0]) {
+		case 'f':
+			if (named(n, "from")) {
+				first(&a->from, v);
+			}
+			break;
+		case 't':
+			if (named(n, "to")) {
+				first(&a->to, v);
+			} else if (named(n, "type")) {
+				first(&a->type, v);
+			}
+			break;
+		case 'i':
+			if (named(n, "id")) {
+				first(&a->id, v);
+			}
+			break;
+		case 'x':
+			if (named(n, "xml:lang")) {
+				first(&a->lang, v);
+			}
+			break;
+		default:
+			break;
+		}
+	}
+}
 
 static bool in_list(const char *const *list, const char *s)
 {
@@ -301,17 +368,15 @@ static const char *error_condition(const struct xml *stanza, char **text)
  * a failed stream resumption repeats its origin-id (XEP-0359), or at
  * least its id; the key is that id with the sender's bare JID. Messages
  * with neither cannot be recognised and always pass. key_id gives that
- * id (NULL: none, or no sender), whether it is an origin-id, and the
- * sender.
+ * id (NULL: none, or no sender) and whether it is an origin-id.
  */
-static const char *key_id(const struct xml *stanza, bool *origin,
-	const char **from)
+static const char *key_id(const struct xml *stanza, const struct msg_attrs *a,
+	bool *origin)
 {
 	const struct xml *o = xml_child(stanza, "origin-id", NS_SID);
-	const char *id = o ? xml_attr(o, "id") : xml_attr(stanza, "id");
+	const char *id = o ? xml_attr(o, "id") : a->id;
 	*origin = o != NULL;
-	*from = xml_attr(stanza, "from");
-	if (id == NULL || id[0] == '\0' || *from == NULL) {
+	if (id == NULL || id[0] == '\0' || a->from == NULL) {
 		return NULL;
 	}
 	return id;
@@ -407,14 +472,13 @@ static const char *sender_bare(const struct xml *m, char b[BARE_ROOM],
  * always added, so either recognises it later. Past the memory of this
  * run, the message log remembers them (a restart, then the catch-up). */
 static bool seen_before(struct xmppd *x, const struct xml *stanza,
-	const char *archive_id)
+	const struct msg_attrs *a, const char *archive_id)
 {
 	bool origin;
-	const char *from;
-	const char *id = key_id(stanza, &origin, &from);
+	const char *id = key_id(stanza, a, &origin);
 	char b[BARE_ROOM];
 	char *heap = NULL;
-	const char *bare = id ? jid_prep_bare_into(from, b, sizeof(b), &heap) :
+	const char *bare = id ? jid_prep_bare_into(a->from, b, sizeof(b), &heap) :
 		NULL;
 	bool dup = bare != NULL && seen_sender_id(x, bare, origin, id);
 	if (archive_id != NULL && archive_id[0] != '\0') {
@@ -709,10 +773,10 @@ static const char *message_members(struct xmppd *x, const struct xml *m,
 	const char *type, const struct inbound *in, const char *sid,
 	struct members *o)
 {
-	put_str(o, "from", xml_attr(m, "from"));
-	put_str(o, "to", xml_attr(m, "to"));
+	put_str(o, "from", in->a.from);
+	put_str(o, "to", in->a.to);
 	put_str(o, "type", type);
-	const char *lang = xml_attr(m, "xml:lang");
+	const char *lang = in->a.lang;
 	bool me = put_lang_text(o, m, lang, "body", "body", "bodies");
 	put_lang_text(o, m, lang, "subject", "subject", NULL);
 	const struct xml *thread = xml_child(m, "thread", NS_CLIENT);
@@ -720,7 +784,7 @@ static const char *message_members(struct xmppd *x, const struct xml *m,
 		put_text(o, "thread", thread);
 	}
 	put_str(o, "lang", lang);
-	put_str(o, "msg_id", xml_attr(m, "id"));
+	put_str(o, "msg_id", in->a.id);
 	sid = put_str(o, "stanza_id", sid) ? sid : NULL;
 	put_delay(o, m, in);
 	put_str(o, "carbon", in->carbon);
@@ -745,10 +809,12 @@ static const char *message_members(struct xmppd *x, const struct xml *m,
 }
 
 static json_t *message_json(struct xmppd *x, const struct xml *m,
-	const char *type, const struct inbound *in)
+	const char *type, const struct inbound *via)
 {
+	struct inbound in = *via;
+	read_attrs(m, &in.a);
 	struct members o = { .obj = json_object() };
-	message_members(x, m, type, in, in->archive_id ? in->archive_id :
+	message_members(x, m, type, &in, in.archive_id ? in.archive_id :
 		own_stanza_id(x, m), &o);
 	return o.obj;
 }
@@ -756,8 +822,8 @@ static json_t *message_json(struct xmppd *x, const struct xml *m,
 /* Writes a published message event to the log (its line as
  * subscribers got it), in the turn's transaction. */
 static void log_inbound(struct xmppd *x, const struct xml *m,
-	const char *type, uint64_t seq, const struct events_writer *w,
-	const char *stanza_id)
+	const struct msg_attrs *a, const char *type, uint64_t seq,
+	const struct events_writer *w, const char *stanza_id)
 {
 	char stack[1024];
 	char *text = w->len <= sizeof(stack) ? stack : xmalloc(w->len);
@@ -765,15 +831,13 @@ static void log_inbound(struct xmppd *x, const struct xml *m,
 	text[w->len - 1] = '\0';
 	char b[BARE_ROOM], pb[BARE_ROOM];
 	char *heap, *pheap = NULL;
-	const char *sender = sender_bare(m, b, &heap);
+	const char *sender = jid_prep_bare_into(a->from, b, sizeof(b), &heap);
 	const char *peer = NULL;
-	const char *to = xml_attr(m, "to");
-	if (sender != NULL && strcmp(sender, x->bare_jid) == 0 && to != NULL) {
-		peer = jid_prep_bare_into(to, pb, sizeof(pb), &pheap);
+	if (sender != NULL && strcmp(sender, x->bare_jid) == 0 && a->to != NULL) {
+		peer = jid_prep_bare_into(a->to, pb, sizeof(pb), &pheap);
 	}
 	bool origin;
-	const char *from;
-	const char *id = key_id(m, &origin, &from);
+	const char *id = key_id(m, a, &origin);
 	struct key k;
 	struct store_msg sm = {
 		.seq = seq,
@@ -782,7 +846,7 @@ static void log_inbound(struct xmppd *x, const struct xml *m,
 		.type = type,
 		.stanza_id = stanza_id,
 		.origin_key = origin_key(&k, sender, origin, id),
-		.msg_id = xml_attr(m, "id"),
+		.msg_id = a->id,
 		.event = text,
 	};
 	store_log_message(x->store, &sm);
@@ -804,7 +868,7 @@ static void publish_message(struct xmppd *x, const struct xml *m,
 	sid = message_members(x, m, type, in, sid, &o);
 	uint64_t seq = events_write_publish(&w);
 	if (store_enabled(x->store)) {
-		log_inbound(x, m, type, seq, &w, sid);
+		log_inbound(x, m, &in->a, type, seq, &w, sid);
 	}
 	events_write_finish(&w);
 }
@@ -818,7 +882,7 @@ static void handle_archived(struct xmppd *x, const struct xml *m,
 	if (!content || strcmp(type, "error") == 0) {
 		return;
 	}
-	if (seen_before(x, m, in->archive_id)) {
+	if (seen_before(x, m, &in->a, in->archive_id)) {
 		log_debug("dropping an archived message published before (%s)",
 			in->archive_id);
 		return;
@@ -829,10 +893,12 @@ static void handle_archived(struct xmppd *x, const struct xml *m,
 /* Every message, direct, unwrapped from a carbon or from the archive,
  * comes through here. */
 static void handle_one(struct xmppd *x, const struct xml *m,
-	const struct inbound *in)
+	const struct inbound *via)
 {
-	const char *type = xml_attr(m, "type");
-	type = type ? type : "normal";
+	struct inbound attrs_read = *via;
+	const struct inbound *in = &attrs_read;
+	read_attrs(m, &attrs_read.a);
+	const char *type = in->a.type ? in->a.type : "normal";
 	if (in->archive_id != NULL) {
 		handle_archived(x, m, type, in);
 		return;
@@ -854,7 +920,7 @@ static void handle_one(struct xmppd *x, const struct xml *m,
 	}
 	bool content = xml_child(m, "body", NS_CLIENT) != NULL ||
 		xml_child(m, "subject", NS_CLIENT) != NULL || error;
-	if (content && !error && seen_before(x, m, sid)) {
+	if (content && !error && seen_before(x, m, &in->a, sid)) {
 		log_debug("dropping a message published before");
 		return;
 	}
@@ -934,8 +1000,8 @@ char *message_event_line(struct xmppd *x, const struct xml *m,
 {
 	struct inbound in = { .carbon = carbon, .forwarded = forwarded,
 		.archive_id = archive_id };
-	const char *type = xml_attr(m, "type");
-	type = type ? type : "normal";
+	read_attrs(m, &in.a);
+	const char *type = in.a.type ? in.a.type : "normal";
 	if (!direct) {
 		json_t *ev = message_json(x, m, type, &in);
 		struct buf b;
