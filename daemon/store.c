@@ -30,10 +30,13 @@
 #define KEYS_MAX_BITS ((size_t)1 << 23)	/* 1 MiB at most */
 #define KEYS_BITS_PER_KEY 12	/* at least, when built; rebuilt below 6 */
 #define KEYS_PROBES 4
+#define KEYS_CHUNK 1024		/* keys read by one idle callback */
 #define LOG_BATCH 16		/* log rows written by one INSERT */
 
 static bool seq_as_key(struct store *s);
 static void keys_build(struct store *s, size_t expect);
+static void keys_idle_cb(uv_idle_t *h);
+static size_t log_span(struct store *s);
 
 /* Of the old rows with m's seq, is m the one that keeps it? */
 #define FIRST_OF_SEQ "m.rowid = (SELECT rowid FROM messages" \
@@ -98,6 +101,9 @@ enum stmt {
 	ST_KNOWN_ORIGIN,
 	ST_PRUNE_MAX,
 	ST_PRUNE,
+	ST_KEYS_SID,
+	ST_KEYS_ORIGIN,
+	ST_LOG_SPAN,
 	NSTMTS,
 };
 
@@ -122,6 +128,14 @@ static const char *const stmt_sql[NSTMTS] = {
 	[ST_KNOWN_ORIGIN] = "SELECT 1 FROM messages WHERE origin_key = ? LIMIT 1",
 	[ST_PRUNE_MAX] = "SELECT max(seq) FROM messages WHERE time < ?",
 	[ST_PRUNE] = "DELETE FROM messages WHERE time < ?",
+	/* The filter's build, a chunk at a time along each key's index
+	 * (a comparison on the key lets SQLite use the partial index). */
+	[ST_KEYS_SID] = "SELECT stanza_id FROM messages WHERE stanza_id > ?"
+		" ORDER BY stanza_id LIMIT " STR(KEYS_CHUNK),
+	[ST_KEYS_ORIGIN] = "SELECT origin_key FROM messages WHERE origin_key > ?"
+		" ORDER BY origin_key LIMIT " STR(KEYS_CHUNK),
+	[ST_LOG_SPAN] = "SELECT (SELECT max(seq) FROM messages) -"
+		" (SELECT min(seq) FROM messages) + 1",
 };
 
 /* A message of the log waiting for its INSERT: m's strings point into
@@ -170,10 +184,18 @@ struct store {
 	size_t nrows;
 
 	/* A Bloom filter of the log's dedup keys (stanza ids and origin
-	 * keys): a key it lacks is not in the log, without a query. */
+	 * keys): a key it lacks is not in the log, without a query. It is
+	 * built off the critical path, KEYS_CHUNK keys per idle callback
+	 * along the stanza_id index and then the origin_key one; until
+	 * it is complete (keys_ready) every lookup asks SQLite. Keys
+	 * logged meanwhile are added at once, wherever the scan is. */
 	uint64_t *keys;
 	size_t keys_bits;	/* a power of two */
 	size_t keys_added;
+	bool keys_ready;	/* holds every key of the log */
+	int keys_phase;		/* scanning 0: stanza ids, 1: origin keys */
+	char *keys_after;	/* the last key scanned in this phase */
+	uv_idle_t keys_idle;
 
 	void (*precommit)(void *ud);
 	void *precommit_ud;
@@ -728,8 +750,9 @@ struct store *store_open(uv_loop_t *loop, const struct config *cfg,
 	s->retention_days = cfg->store_retention;
 	uv_check_init(loop, &s->committer);
 	uv_timer_init(loop, &s->pruner);
-	s->committer.data = s->pruner.data = s;
-	s->handles = 2;
+	uv_idle_init(loop, &s->keys_idle);
+	s->committer.data = s->pruner.data = s->keys_idle.data = s;
+	s->handles = 3;
 	if (!s->enabled) {
 		log_info("store: disabled; messages are kept in memory only");
 		return s;
@@ -741,7 +764,7 @@ struct store *store_open(uv_loop_t *loop, const struct config *cfg,
 		log_info("store: %s", s->path);
 		s->ckpt = store_ckpt_start(loop, s->db, s->path);
 		start_seq(s);
-		keys_build(s, 0);
+		keys_build(s, log_span(s) * 3 / 2);
 		prune(s);
 		uv_timer_start(&s->pruner, pruner_cb, PRUNE_MS, PRUNE_MS);
 		uv_unref((uv_handle_t *)&s->pruner);
@@ -764,6 +787,7 @@ static void store_free(struct store *s)
 	drop_rows(s);
 	free(s->rows);
 	free(s->keys);
+	free(s->keys_after);
 	free(s->path);
 	free(s->error);
 	free(s->last_error);
@@ -786,6 +810,7 @@ void store_stop(struct store *s)
 	s->stopping = true;
 	uv_close((uv_handle_t *)&s->committer, handle_closed);
 	uv_close((uv_handle_t *)&s->pruner, handle_closed);
+	uv_close((uv_handle_t *)&s->keys_idle, handle_closed);
 }
 
 void store_close(struct store *s)
@@ -971,7 +996,7 @@ static void keys_set(struct store *s, char kind, const char *key)
 /* False: certainly not in the log. */
 static bool keys_maybe(const struct store *s, char kind, const char *key)
 {
-	if (s->keys == NULL) {
+	if (s->keys == NULL || !s->keys_ready) {
 		return true;
 	}
 	uint64_t h = key_hash(kind, key);
@@ -985,25 +1010,6 @@ static bool keys_maybe(const struct store *s, char kind, const char *key)
 	return true;
 }
 
-/* Adds every key of the log (kind: 's' stanza_id, 'o' origin_key);
- * false if it cannot be read. */
-static bool keys_scan(struct store *s, char kind, const char *sql)
-{
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		return false;
-	}
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *k = (const char *)sqlite3_column_text(st, 0);
-		if (k != NULL) {
-			keys_set(s, kind, k);
-		}
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE;
-}
-
 /* Is the filter too full (past KEYS_BITS_PER_KEY / 2 bits per key:
  * about 5% false positives with 4 probes) and still allowed to grow? */
 static bool keys_full(const struct store *s)
@@ -1012,14 +1018,28 @@ static bool keys_full(const struct store *s)
 		s->keys_bits < KEYS_MAX_BITS;
 }
 
-/* (Re)builds the filter from the log, with KEYS_BITS_PER_KEY bits or
- * more per key it holds (expect: how many, roughly); without it (the
- * log cannot be read) every key is asked. Past KEYS_MAX_BITS it fills
- * up: more keys are asked for nothing, none is missed. */
+/* How many rows the log spans by seq (at least as many as it holds),
+ * from the rowid's two ends: no scan. */
+static size_t log_span(struct store *s)
+{
+	sqlite3_stmt *st = stmt(s, ST_LOG_SPAN);
+	size_t n = 0;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		sqlite3_int64 v = sqlite3_column_int64(st, 0);
+		n = v > 0 ? (size_t)v : 0;
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* Starts (re)building the filter from the log, with KEYS_BITS_PER_KEY
+ * bits or more per key it will hold (expect: how many, roughly; the
+ * open expects 1.5 per row spanned, so that even two per row never make
+ * it rebuild). Past KEYS_MAX_BITS it fills up: more keys are asked for
+ * nothing, none is missed. */
 static void keys_build(struct store *s, size_t expect)
 {
 	free(s->keys);
-	s->keys = NULL;
 	size_t bits = KEYS_MIN_BITS;
 	while (bits / KEYS_BITS_PER_KEY < expect && bits < KEYS_MAX_BITS) {
 		bits *= 2;
@@ -1027,17 +1047,75 @@ static void keys_build(struct store *s, size_t expect)
 	s->keys_bits = bits;
 	s->keys_added = 0;
 	s->keys = xcalloc(bits / 64, sizeof(uint64_t));
-	flush_log(s);
-	if (!keys_scan(s, 's', "SELECT stanza_id FROM messages"
-			" WHERE stanza_id IS NOT NULL") ||
-			!keys_scan(s, 'o', "SELECT origin_key FROM messages"
-			" WHERE origin_key IS NOT NULL")) {
-		log_warnx("store: %s: cannot read the dedup keys: %s", s->path,
-			db_error(s));
-		free(s->keys);
-		s->keys = NULL;
-	} else if (keys_full(s)) {
+	s->keys_ready = false;
+	s->keys_phase = 0;
+	free(s->keys_after);
+	s->keys_after = xstrdup("");
+	if (!s->stopping) {
+		uv_idle_start(&s->keys_idle, keys_idle_cb);
+	}
+}
+
+/* The log cannot be read: no filter, every key is asked. */
+static void keys_drop(struct store *s)
+{
+	log_warnx("store: %s: cannot read the dedup keys: %s", s->path,
+		db_error(s));
+	free(s->keys);
+	s->keys = NULL;
+	uv_idle_stop(&s->keys_idle);
+}
+
+/* Adds the next chunk of keys of this phase's index, those after
+ * keys_after; true when the phase has read its last one. */
+static bool keys_chunk(struct store *s)
+{
+	sqlite3_stmt *st = stmt(s, s->keys_phase == 0 ? ST_KEYS_SID :
+		ST_KEYS_ORIGIN);
+	bind_static(st, 1, s->keys_after);
+	char kind = s->keys_phase == 0 ? 's' : 'o';
+	int n = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		if (k != NULL) {
+			keys_set(s, kind, k);
+		}
+		if (++n == KEYS_CHUNK) {	/* the last: where the next starts */
+			char *next = xstrdup(k != NULL ? k : "");
+			sqlite3_reset(st);	/* no read transaction left open */
+			free(s->keys_after);
+			s->keys_after = next;
+			return false;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		keys_drop(s);
+	}
+	return true;
+}
+
+/* One step of the filter's build, between the loop's turns. */
+static void keys_idle_cb(uv_idle_t *h)
+{
+	struct store *s = h->data;
+	if (!usable(s) || s->keys == NULL) {
+		uv_idle_stop(h);
+		return;
+	}
+	if (!keys_chunk(s) || s->keys == NULL) {
+		return;	/* more to read, or no filter */
+	}
+	if (++s->keys_phase < 2) {
+		free(s->keys_after);
+		s->keys_after = xstrdup("");
+		return;
+	}
+	uv_idle_stop(h);
+	if (keys_full(s)) {
 		keys_build(s, s->keys_added);	/* more than expected */
+	} else {
+		s->keys_ready = true;
 	}
 }
 

@@ -336,6 +336,58 @@ Test(store, every_logged_key_is_known_as_the_filter_grows)
 	store_close(s);
 }
 
+/* Are s0..s(n-1) and their origin keys known, s(n)..s(n+99) not? */
+static void expect_keys(struct store *s, int n)
+{
+	for (int i = 0; i < n + 100; i++) {
+		char sid[16], key[32];
+		snprintf(sid, sizeof(sid), "s%d", i);
+		snprintf(key, sizeof(key), "bob@example.org o %d", i);
+		bool want = i < n;
+		cr_assert(eq(int, store_message_known(s, sid, NULL), want), "%s", sid);
+		cr_assert(eq(int, store_message_known(s, NULL, key), want), "%s", key);
+	}
+}
+
+static void log_keys(struct store *s, int from, int to)
+{
+	for (int i = from; i < to; i++) {
+		char sid[16], key[32];
+		snprintf(sid, sizeof(sid), "s%d", i);
+		snprintf(key, sizeof(key), "bob@example.org o %d", i);
+		struct store_msg m = {
+			.seq = 1 + (uint64_t)i, .sender = "bob@example.org",
+			.peer = "bob@example.org", .stanza_id = sid,
+			.origin_key = key, .event = "{}",
+		};
+		cr_assert(store_log_message(s, &m));
+	}
+}
+
+Test(store, keys_are_known_while_the_filter_is_built)
+{
+	/* The filter is built a chunk per loop turn after the open: before
+	 * its first chunk, between chunks, with keys logged meanwhile and
+	 * once it is complete, every logged key is known and no other. */
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	log_keys(s, 0, 5000);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	store_close(s);
+	s = store_open(&loop, &cfg, "alice@example.org");
+	expect_keys(s, 5000);
+	uv_run(&loop, UV_RUN_NOWAIT);	/* one chunk of the stanza ids */
+	expect_keys(s, 5000);
+	log_keys(s, 5000, 5100);
+	for (int i = 0; i < 6; i++) {	/* into the origin keys */
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	expect_keys(s, 5100);
+	log_keys(s, 5100, 5200);
+	uv_run(&loop, UV_RUN_DEFAULT);	/* returns once the build is done */
+	expect_keys(s, 5200);
+	store_close(s);
+}
+
 /* Schema version 1 as it shipped, with three logged messages. */
 static void write_version_1(void)
 {
