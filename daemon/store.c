@@ -18,6 +18,7 @@
 
 #define SEQ_BLOCK 10000		/* seqs reserved ahead in one write */
 #define PRUNE_MS (24 * 3600 * 1000)	/* retention pruning, daily */
+#define PRUNE_CHUNK 4096	/* seqs one idle callback prunes */
 #define BUSY_MS 2000
 /* SQLite's page cache (its default is 2 MiB): appends to the log touch
  * the right edge of each index and the dedup lookups are mostly spared
@@ -37,6 +38,9 @@ static bool seq_as_key(struct store *s);
 static void keys_build(struct store *s, size_t expect);
 static void keys_idle_cb(uv_idle_t *h);
 static size_t log_span(struct store *s);
+static void prune_idle_cb(uv_idle_t *h);
+static uint64_t meta_pruned_upto(struct store *s);
+static void prune_finish(struct store *s);
 
 /* Of the old rows with m's seq, is m the one that keeps it? */
 #define FIRST_OF_SEQ "m.rowid = (SELECT rowid FROM messages" \
@@ -104,6 +108,7 @@ enum stmt {
 	ST_KEYS_SID,
 	ST_KEYS_ORIGIN,
 	ST_LOG_SPAN,
+	ST_LOG_ENDS,
 	NSTMTS,
 };
 
@@ -126,8 +131,14 @@ static const char *const stmt_sql[NSTMTS] = {
 		LOG_ROWS16,
 	[ST_KNOWN_SID] = "SELECT 1 FROM messages WHERE stanza_id = ? LIMIT 1",
 	[ST_KNOWN_ORIGIN] = "SELECT 1 FROM messages WHERE origin_key = ? LIMIT 1",
-	[ST_PRUNE_MAX] = "SELECT max(seq) FROM messages WHERE time < ?",
-	[ST_PRUNE] = "DELETE FROM messages WHERE time < ?",
+	/* A chunk of the retention pruning: seqs ?1 < seq <= ?2 (the
+	 * rowid: no scan outside of it), older than ?3. */
+	[ST_PRUNE_MAX] = "SELECT max(seq) FROM messages"
+		" WHERE seq > ?1 AND seq <= ?2 AND time < ?3",
+	[ST_PRUNE] = "DELETE FROM messages"
+		" WHERE seq > ?1 AND seq <= ?2 AND time < ?3",
+	[ST_LOG_ENDS] = "SELECT (SELECT min(seq) FROM messages),"
+		" (SELECT max(seq) FROM messages)",
 	/* The filter's build, a chunk at a time along each key's index
 	 * (a comparison on the key lets SQLite use the partial index). */
 	[ST_KEYS_SID] = "SELECT stanza_id FROM messages WHERE stanza_id > ?"
@@ -196,6 +207,15 @@ struct store {
 	int keys_phase;		/* scanning 0: stanza ids, 1: origin keys */
 	char *keys_after;	/* the last key scanned in this phase */
 	uv_idle_t keys_idle;
+
+	/* The retention pruning, PRUNE_CHUNK seqs per idle callback from
+	 * prune_at to prune_end (the log's last seq when it began), in a
+	 * transaction each; whatever reads the log finishes it first. */
+	bool prune_pending;
+	int64_t prune_before;	/* rows older than this go */
+	int64_t prune_at, prune_end;	/* seqs, signed as SQLite's */
+	long prune_count;
+	uv_idle_t prune_idle;
 
 	void (*precommit)(void *ud);
 	void *precommit_ud;
@@ -700,36 +720,97 @@ static void start_seq(struct store *s)
 
 /* ---- retention ---- */
 
+/* Starts pruning the rows older than the retention, in the
+ * background (prune_idle_cb); the log's readers finish it first. */
 static void prune(struct store *s)
 {
-	if (!usable(s) || s->retention_days == 0) {
+	if (!usable(s) || s->retention_days == 0 || s->prune_pending) {
 		return;
 	}
-	int64_t before = store_wall_ms() - (int64_t)s->retention_days * 86400 * 1000;
+	sqlite3_stmt *st = stmt(s, ST_LOG_ENDS);
+	int64_t first = 0, last = 0;
+	bool rows = false;
+	if (sqlite3_step(st) == SQLITE_ROW &&
+			sqlite3_column_type(st, 1) != SQLITE_NULL) {
+		first = sqlite3_column_int64(st, 0);
+		last = sqlite3_column_int64(st, 1);
+		rows = true;
+	}
+	sqlite3_reset(st);
+	if (!rows) {
+		return;
+	}
+	s->prune_before = store_wall_ms() -
+		(int64_t)s->retention_days * 86400 * 1000;
+	s->prune_at = first - 1;
+	s->prune_end = last;
+	s->prune_count = 0;
+	s->prune_pending = true;
+	if (!s->stopping) {
+		uv_idle_start(&s->prune_idle, prune_idle_cb);
+	}
+}
+
+/* Prunes the next PRUNE_CHUNK seqs, in the turn's transaction. */
+static void prune_chunk(struct store *s)
+{
+	int64_t to = s->prune_at + PRUNE_CHUNK;
+	to = to < s->prune_end ? to : s->prune_end;
 	sqlite3_stmt *st = stmt(s, ST_PRUNE_MAX);
-	sqlite3_bind_int64(st, 1, before);
+	sqlite3_bind_int64(st, 1, s->prune_at);
+	sqlite3_bind_int64(st, 2, to);
+	sqlite3_bind_int64(st, 3, s->prune_before);
 	uint64_t top = 0;
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		top = (uint64_t)sqlite3_column_int64(st, 0);
 	}
 	sqlite3_reset(st);
-	if (top == 0) {
+	if (top != 0) {
+		begin(s);
+		st = stmt(s, ST_PRUNE);
+		sqlite3_bind_int64(st, 1, s->prune_at);
+		sqlite3_bind_int64(st, 2, to);
+		sqlite3_bind_int64(st, 3, s->prune_before);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			write_failed(s, "pruning");
+		}
+		sqlite3_reset(st);
+		s->prune_count += sqlite3_changes(s->db);
+		char v[32];
+		snprintf(v, sizeof(v), "%ju", (uintmax_t)top);
+		if (meta_pruned_upto(s) < top && !meta_set(s, "pruned_upto", v)) {
+			write_failed(s, "pruning");
+		}
+	}
+	s->prune_at = to;
+	if (to >= s->prune_end) {
+		s->prune_pending = false;
+		uv_idle_stop(&s->prune_idle);
+		if (s->prune_count > 0) {
+			log_info("store: pruned %ld messages older than %u days",
+				s->prune_count, s->retention_days);
+		}
+	}
+}
+
+static void prune_idle_cb(uv_idle_t *h)
+{
+	struct store *s = h->data;
+	if (!usable(s)) {
+		s->prune_pending = false;
+		uv_idle_stop(h);
 		return;
 	}
-	begin(s);
-	st = stmt(s, ST_PRUNE);
-	sqlite3_bind_int64(st, 1, before);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		write_failed(s, "pruning");
+	prune_chunk(s);
+}
+
+/* Finishes the pruning begun, before anything reads the log. */
+static void prune_finish(struct store *s)
+{
+	while (s->prune_pending && usable(s)) {
+		prune_chunk(s);
 	}
-	sqlite3_reset(st);
-	log_info("store: pruned %d messages older than %u days",
-		sqlite3_changes(s->db), s->retention_days);
-	char v[32];
-	snprintf(v, sizeof(v), "%ju", (uintmax_t)top);
-	if (store_pruned_upto(s) < top && !meta_set(s, "pruned_upto", v)) {
-		write_failed(s, "pruning");
-	}
+	s->prune_pending = false;
 }
 
 static void pruner_cb(uv_timer_t *t)
@@ -751,8 +832,10 @@ struct store *store_open(uv_loop_t *loop, const struct config *cfg,
 	uv_check_init(loop, &s->committer);
 	uv_timer_init(loop, &s->pruner);
 	uv_idle_init(loop, &s->keys_idle);
+	uv_idle_init(loop, &s->prune_idle);
 	s->committer.data = s->pruner.data = s->keys_idle.data = s;
-	s->handles = 3;
+	s->prune_idle.data = s;
+	s->handles = 4;
 	if (!s->enabled) {
 		log_info("store: disabled; messages are kept in memory only");
 		return s;
@@ -811,6 +894,7 @@ void store_stop(struct store *s)
 	uv_close((uv_handle_t *)&s->committer, handle_closed);
 	uv_close((uv_handle_t *)&s->pruner, handle_closed);
 	uv_close((uv_handle_t *)&s->keys_idle, handle_closed);
+	uv_close((uv_handle_t *)&s->prune_idle, handle_closed);
 }
 
 void store_close(struct store *s)
@@ -961,12 +1045,20 @@ bool store_meta_set(struct store *s, const char *key, const char *value)
 	return true;
 }
 
-uint64_t store_pruned_upto(struct store *s)
+static uint64_t meta_pruned_upto(struct store *s)
 {
 	char *v = store_meta_get(s, "pruned_upto");
 	uint64_t n = v ? strtoull(v, NULL, 10) : 0;
 	free(v);
 	return n;
+}
+
+uint64_t store_pruned_upto(struct store *s)
+{
+	if (usable(s)) {
+		prune_finish(s);
+	}
+	return meta_pruned_upto(s);
 }
 
 /* ---- the dedup keys' Bloom filter ---- */
@@ -1276,6 +1368,7 @@ int store_log_read(struct store *s, const struct store_query *q,
 	if (!usable(s)) {
 		return -1;
 	}
+	prune_finish(s);
 	flush_log(s);
 	char *sql = query_sql(q);
 	sqlite3_stmt *st;

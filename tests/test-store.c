@@ -388,6 +388,61 @@ Test(store, keys_are_known_while_the_filter_is_built)
 	store_close(s);
 }
 
+static unsigned pruned_rows;
+static uint64_t pruned_first;
+
+static bool pruned_cb(void *ud, uint64_t seq, bool outbound, const char *event,
+	size_t len)
+{
+	if (pruned_rows++ == 0) {
+		pruned_first = seq;
+	}
+	return true;
+}
+
+/* Logs 10,000 rows (seqs 1..10,000), the first 9,000 a year and a
+ * half old, and reopens the store. */
+static struct store *open_aged(void)
+{
+	struct store *s = store_open(&loop, &cfg, "alice@example.org");
+	log_keys(s, 0, 10000);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	store_close(s);
+	sqlite3 *db;
+	cr_assert(eq(int, sqlite3_open(path, &db), SQLITE_OK));
+	cr_assert(eq(int, sqlite3_exec(db, "UPDATE messages SET time = time -"
+		" 550 * 86400000 WHERE seq <= 9000", NULL, NULL, NULL), SQLITE_OK));
+	sqlite3_close(db);
+	return store_open(&loop, &cfg, "alice@example.org");
+}
+
+Test(store, pruning_in_the_background_is_done_before_a_read)
+{
+	/* The open only begins the pruning; a read of the log (or of what
+	 * was pruned) right after it finishes it first. */
+	struct store *s = open_aged();
+	struct store_query q = { .after = 0 };
+	pruned_rows = 0;
+	cr_assert(eq(int, store_log_read(s, &q, pruned_cb, NULL), 0));
+	cr_expect(eq(u32, pruned_rows, 1000));
+	cr_expect(eq(u64, pruned_first, 9001));
+	cr_expect(eq(u64, store_pruned_upto(s), 9000));
+	uv_run(&loop, UV_RUN_NOWAIT);
+	store_close(s);
+	cr_expect(eq(int, rows("messages"), 1000));
+}
+
+Test(store, pruning_in_the_background_finishes_on_its_own)
+{
+	struct store *s = open_aged();
+	uv_run(&loop, UV_RUN_NOWAIT);	/* one chunk: not all of it yet */
+	cr_expect(gt(int, rows("messages"), 1000));
+	uv_run(&loop, UV_RUN_DEFAULT);	/* returns once both idles are done */
+	cr_expect(eq(int, rows("messages"), 1000));
+	cr_expect(eq(u64, store_pruned_upto(s), 9000));
+	store_close(s);
+}
+
 /* Schema version 1 as it shipped, with three logged messages. */
 static void write_version_1(void)
 {
