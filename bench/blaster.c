@@ -18,6 +18,10 @@
  *                "t=NANOSECONDS ", the latency percentiles
  *   quit         close the stream and exit (so does EOF on stdin)
  *
+ * With -s each message carries a <stanza-id/> (XEP-0359) by the client's
+ * bare JID, as a server with an archive puts on every message, and with
+ * -o an <origin-id/> too; both ids are unique to this blaster's run.
+ *
  * Every body starts "t=" and the CLOCK_MONOTONIC time of its write in
  * nanoseconds, so a reader on this machine can measure latency. Times in
  * reports are CLOCK_MONOTONIC nanoseconds too (Python's
@@ -71,6 +75,9 @@ struct opts {
 	const char *password;
 	const char *domain;
 	unsigned roster;
+	bool stanza_id;		/* -s: <stanza-id by=the client's bare JID/> */
+	bool origin_id;		/* -o: <origin-id/> */
+	uint64_t run;		/* makes the ids unique to this run */
 };
 
 struct conn {
@@ -478,7 +485,17 @@ static void add_message(struct conn *c, uint64_t t)
 	for (size_t i = used; i < c->body; i++) {
 		buf_putc(b, 'x');
 	}
-	buf_puts(b, "</body></message>");
+	buf_puts(b, "</body>");
+	if (opt.stanza_id) {
+		buf_printf(b, "<stanza-id xmlns='urn:xmpp:sid:0' by='%s@%s' "
+			"id='%" PRIx64 "-%" PRIu64 "'/>", c->user ? c->user : "bench",
+			opt.domain, opt.run, c->seq - 1);
+	}
+	if (opt.origin_id) {
+		buf_printf(b, "<origin-id xmlns='urn:xmpp:sid:0' id='o%" PRIx64
+			"-%" PRIu64 "'/>", opt.run, c->seq - 1);
+	}
+	buf_puts(b, "</message>");
 }
 
 static void blast_batch(struct conn *c)
@@ -695,14 +712,14 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: blaster [-p port] [-t none|starttls|direct] "
 		"[-c cert.pem -k key.pem] [-w password] [-d domain] "
-		"[-r roster-items]\n");
+		"[-r roster-items] [-s] [-o]\n");
 	exit(2);
 }
 
 static void parse_args(int argc, char **argv)
 {
 	int ch;
-	while ((ch = getopt(argc, argv, "p:t:c:k:w:d:r:")) != -1) {
+	while ((ch = getopt(argc, argv, "p:t:c:k:w:d:r:so")) != -1) {
 		switch (ch) {
 		case 'p': opt.port = atoi(optarg); break;
 		case 'c': opt.cert = optarg; break;
@@ -710,6 +727,8 @@ static void parse_args(int argc, char **argv)
 		case 'w': opt.password = optarg; break;
 		case 'd': opt.domain = optarg; break;
 		case 'r': opt.roster = (unsigned)atoi(optarg); break;
+		case 's': opt.stanza_id = true; break;
+		case 'o': opt.origin_id = true; break;
 		case 't':
 			opt.mode = strcmp(optarg, "starttls") == 0 ? MODE_STARTTLS :
 				strcmp(optarg, "direct") == 0 ? MODE_DIRECT : MODE_NONE;
@@ -739,6 +758,7 @@ static void init_libs(void)
 int main(int argc, char **argv)
 {
 	parse_args(argc, argv);
+	opt.run = now_ns();
 	signal(SIGPIPE, SIG_IGN);
 	init_libs();
 	int lfd = listen_on(opt.port);
