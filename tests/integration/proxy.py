@@ -33,6 +33,26 @@ BUF_MAX = 256 * 1024
 CHUNK = 64 * 1024
 
 
+def _server_rx_queues(server_port):
+	"""{client port: bytes unread} of the sockets that listen on
+	server_port's connections, from /proc/net/tcp ({} if unreadable)."""
+	queues = {}
+	try:
+		with open("/proc/net/tcp") as f:
+			lines = f.readlines()[1:]
+	except OSError:
+		return queues
+	for line in lines:
+		fields = line.split()
+		if len(fields) < 5:
+			continue
+		local = int(fields[1].rsplit(":", 1)[1], 16)
+		remote = int(fields[2].rsplit(":", 1)[1], 16)
+		if local == server_port and fields[3] == "01":
+			queues[remote] = int(fields[4].split(":")[1], 16)
+	return queues
+
+
 class _Conn:
 	"""One proxied connection: the client socket, the upstream socket,
 	and the bytes read from each and not yet written to the other."""
@@ -141,21 +161,39 @@ class Proxy:
 		"""Resets every current connection (or those numbered up to
 		upto, see connections), both ways (RST, no FIN); returns how
 		many. With drain, first stops reading from the clients, then
-		waits until the server has sent nothing for drain seconds (at
-		most drain_max in all): a server that answers ack requests has
-		then read and parsed all it got, and is at a stanza boundary
-		when the reset comes. (Prosody 0.12.3 resumes a session into the
-		old connection's XML parser, and a stanza cut in half there
-		breaks the resumed stream.)"""
+		waits until, for drain seconds (at most drain_max in all), the
+		server has sent nothing and has had nothing left to read (the
+		proxy's buffer, and the server socket's receive queue as
+		/proc/net/tcp shows it, empty): a server that answers ack
+		requests has then read and parsed all it got, and is at a
+		stanza boundary when the reset comes. (Prosody 0.12.3 resumes a
+		session into the old connection's XML parser, and a stanza cut
+		in half there breaks the resumed stream.) Silence alone is not
+		enough: a server busy on a loaded machine can spend longer than
+		drain on a backlog without writing a byte."""
 		if drain > 0:
 			self._call(lambda: self._hold_up(upto))
 			deadline = time.monotonic() + drain_max
+			busy = time.monotonic()
+			noted = False
 			while time.monotonic() < deadline:
-				quiet = time.monotonic() - self._call(
-					lambda: self._last_down(upto))
-				if quiet >= drain:
+				unread = self._call(lambda: self._unread_up(upto))
+				now = time.monotonic()
+				last_down = self._call(lambda: self._last_down(upto))
+				if unread:
+					busy = now
+					if now - last_down >= drain and not noted:
+						noted = True
+						self._call(lambda: self._note("drain: server "
+							"quiet %.2fs with %d bytes unread",
+							now - last_down, unread))
+				since = max(busy, last_down)
+				if now - since >= drain:
 					break
-				time.sleep(min(drain - quiet, 0.05) + 0.01)
+				time.sleep(min(drain - (now - since), 0.05) + 0.01)
+			else:
+				self._call(lambda: self._note("drain: not quiet in %.0fs",
+					drain_max))
 		return self._call(lambda: self._cut_all(upto))
 
 	def blackhole(self):
@@ -285,6 +323,22 @@ class Proxy:
 
 	def _last_down(self, upto):
 		return max([c.last_down for c in self._chosen(upto)] or [0.0])
+
+	def _unread_up(self, upto):
+		"""Bytes on their way up that the server has not read yet: in
+		the proxy's buffers, and in the server sockets' receive queues
+		(found in /proc/net/tcp by the two ports)."""
+		chosen = [c for c in self._chosen(upto) if c.upstream is not None
+			and not c.connecting]
+		pending = sum(len(c.to_up) for c in chosen)
+		queues = _server_rx_queues(self.upstream[1])
+		for c in chosen:
+			try:
+				port = c.upstream.getsockname()[1]
+			except OSError:
+				continue
+			pending += queues.get(port, 0)
+		return pending
 
 	def _set_hold_down(self, on):
 		self._note("hold down %s", "on" if on else "off")
